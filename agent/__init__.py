@@ -1,0 +1,1 @@
+"""The agent: the local self-check today; the daemon, spool and fixture runner to come."""

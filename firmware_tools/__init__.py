@@ -1,0 +1,1 @@
+"""Firmware tools: inventory, catalog, image verification and serial flashing (to come)."""

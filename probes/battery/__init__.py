@@ -1,0 +1,1 @@
+"""Battery probes: power_supply sysfs (psutil as fallback) and the battery routines."""

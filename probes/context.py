@@ -1,0 +1,104 @@
+"""What a probe reads the machine through: every source behind an injectable root or seam.
+
+    >>> ctx = ProbeContext.for_machine()                      # the live machine
+    >>> ctx = ProbeContext.for_machine(sysfs_root=Path("tests/fixtures/machines/laptop-worn-battery/sys"))
+
+A captured machine is a folder holding `sys/` and, optionally, `psutil/` (what
+psutil returned there, see `psutil_source`), `dev/` (device nodes' names) and `etc/os-release`. When the
+sysfs root is such a capture, the other sources come from beside it, never from the
+live machine: a report must describe one machine, not a blend of two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from probelink.probes.commands import CommandRunner, SubprocessRunner
+from probelink.probes.psutil_source import PsutilSnapshot, PsutilSource, live
+from probelink.probes.sysread import SysfsRoot
+
+LIVE_SYSFS = Path("/sys")
+LIVE_DEVFS = Path("/dev")
+LIVE_ETC = Path("/etc")
+
+# Asked when a routine waits for a person: (code, question) -> did they do it?
+InquiryHandler = Callable[[str, str], bool]
+
+
+def _nobody_to_ask(code: str, question: str) -> bool:
+    return False
+
+
+@dataclass
+class ProbeContext:
+    """Every source a probe may use. Probes never reach the machine any other way."""
+
+    sysfs: SysfsRoot
+    devfs_root: Path = LIVE_DEVFS
+    etc_root: Path = LIVE_ETC
+    commands: CommandRunner = field(default_factory=SubprocessRunner)
+    # None: psutil is not installed, or a captured machine has no snapshot of it.
+    psutil: PsutilSource | None = None
+    psutil_missing_reason: str = ""
+    # pyudev.Context on a live machine; None on a captured one (probes then use sysfs).
+    udev: Any = None
+    # Captured `smartctl --json` outputs to judge instead of running smartctl.
+    smartctl_json: list[Path] = field(default_factory=list)
+    smartctl_program: str = "smartctl"
+    # Budget of one telemetry probe, seconds; helpers get a share of it.
+    timeout_s: float = 5.0
+    ask: InquiryHandler = _nobody_to_ask
+    # Routine targets chosen by the person: a serial port with a loopback plug,
+    # a file or device to read for the storage read-speed routine.
+    serial_port: str | None = None
+    read_target: Path | None = None
+    # Overrides of probe limits by name, e.g. {"battery.min_health_pct": 75}.
+    limits: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def live(self) -> bool:
+        """Whether this context reads the machine it runs on."""
+        return self.sysfs.root == LIVE_SYSFS
+
+    def limit(self, name: str, default: float) -> float:
+        return float(self.limits.get(name, default))
+
+    @classmethod
+    def for_machine(
+        cls,
+        sysfs_root: Path | None = None,
+        *,
+        psutil_snapshot: Path | None = None,
+        **kwargs: Any,
+    ) -> ProbeContext:
+        """A context for the live machine, or for a captured one at `sysfs_root`."""
+        if sysfs_root is None or Path(sysfs_root) == LIVE_SYSFS:
+            source = PsutilSnapshot.load(psutil_snapshot) if psutil_snapshot else live()
+            reason = "" if source is not None else "psutil is not installed"
+            kwargs.setdefault("udev", _live_udev())
+            return cls(
+                sysfs=SysfsRoot(LIVE_SYSFS), psutil=source, psutil_missing_reason=reason, **kwargs
+            )
+        root = Path(sysfs_root)
+        machine = root.parent
+        snapshot = psutil_snapshot or machine / "psutil"
+        source = PsutilSnapshot.load(snapshot) if snapshot.is_dir() else None
+        reason = "" if source else f"the captured machine has no psutil snapshot ({snapshot})"
+        kwargs.setdefault("devfs_root", machine / "dev")
+        kwargs.setdefault("etc_root", machine / "etc")
+        return cls(sysfs=SysfsRoot(root), psutil=source, psutil_missing_reason=reason, **kwargs)
+
+
+def _live_udev() -> Any:
+    try:
+        import pyudev
+    except ImportError:
+        return None
+    try:
+        return pyudev.Context()
+    except Exception:
+        # No udev on this machine (a container): probes fall back to sysfs.
+        return None

@@ -1,0 +1,1 @@
+"""Port probes: USB devices and speeds, USB-C and Power Delivery, serial ports, network links."""

@@ -1,0 +1,1 @@
+"""Sensor probes: hwmon temperatures, fans and voltages, thermal zones, cooling devices, IIO."""

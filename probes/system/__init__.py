@@ -1,0 +1,1 @@
+"""System probes: CPU, memory, operating system, DMI/BIOS identity, uptime."""

@@ -1,0 +1,1 @@
+"""The server: gateway, ingest, store, diagnosis, orders, support (built issue by issue)."""
