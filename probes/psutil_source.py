@@ -47,11 +47,11 @@ def live() -> PsutilSource | None:
         import psutil
     except ImportError:
         return None
-    return psutil  # type: ignore[return-value]
+    return psutil  # type: ignore[return-value]  # the module satisfies the protocol
 
 
 def _tuple(name: str, data: dict[str, Any]) -> Any:
-    return namedtuple(name, list(data))(**data)  # type: ignore[misc]
+    return namedtuple(name, list(data))(**data)
 
 
 class PsutilSnapshot:

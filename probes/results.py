@@ -10,7 +10,7 @@ The runner fills in probe name, category, kind and duration afterwards.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeAlias
 
 from probelink.probes.errors import SourceError
 from probelink.v1 import probe_pb2, status_pb2
@@ -21,7 +21,7 @@ FAIL = status_pb2.STATUS_FAIL
 SKIP = status_pb2.STATUS_SKIP
 ERROR = status_pb2.STATUS_ERROR
 
-StatusValue = status_pb2.Status.ValueType
+StatusValue: TypeAlias = status_pb2.Status.ValueType
 
 # Higher is worse, for statuses that judge hardware.
 _SEVERITY = {PASS: 1, WARN: 2, FAIL: 3}

@@ -63,6 +63,9 @@ class _BatteryHealthEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Battery
     BATTERY_HEALTH_COOL: _BatteryHealth.ValueType  # 13
     BATTERY_HEALTH_HOT: _BatteryHealth.ValueType  # 14
     BATTERY_HEALTH_NO_BATTERY: _BatteryHealth.ValueType  # 15
+    BATTERY_HEALTH_UNDER_VOLTAGE: _BatteryHealth.ValueType  # 16
+    BATTERY_HEALTH_BLOWN_FUSE: _BatteryHealth.ValueType  # 17
+    BATTERY_HEALTH_CELL_IMBALANCE: _BatteryHealth.ValueType  # 18
 
 class BatteryHealth(_BatteryHealth, metaclass=_BatteryHealthEnumTypeWrapper):
     """power_supply "health" attribute; UNSPECIFIED when the driver does not report it."""
@@ -83,7 +86,40 @@ BATTERY_HEALTH_WARM: BatteryHealth.ValueType  # 12
 BATTERY_HEALTH_COOL: BatteryHealth.ValueType  # 13
 BATTERY_HEALTH_HOT: BatteryHealth.ValueType  # 14
 BATTERY_HEALTH_NO_BATTERY: BatteryHealth.ValueType  # 15
+BATTERY_HEALTH_UNDER_VOLTAGE: BatteryHealth.ValueType  # 16
+BATTERY_HEALTH_BLOWN_FUSE: BatteryHealth.ValueType  # 17
+BATTERY_HEALTH_CELL_IMBALANCE: BatteryHealth.ValueType  # 18
 Global___BatteryHealth: _TypeAlias = BatteryHealth  # noqa: Y015
+
+class _BatteryScope:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _BatteryScopeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BatteryScope.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    BATTERY_SCOPE_UNSPECIFIED: _BatteryScope.ValueType  # 0
+    BATTERY_SCOPE_UNKNOWN: _BatteryScope.ValueType  # 1
+    BATTERY_SCOPE_SYSTEM: _BatteryScope.ValueType  # 2
+    """The machine's own battery."""
+    BATTERY_SCOPE_DEVICE: _BatteryScope.ValueType  # 3
+    """A peripheral's battery (a wireless mouse, a stylus): reported, never judged
+    against the limits of a system battery.
+    """
+
+class BatteryScope(_BatteryScope, metaclass=_BatteryScopeEnumTypeWrapper):
+    """power_supply "scope" attribute: how much of the machine the supply powers.
+    A supply without the attribute powers the whole system (the kernel's rule).
+    """
+
+BATTERY_SCOPE_UNSPECIFIED: BatteryScope.ValueType  # 0
+BATTERY_SCOPE_UNKNOWN: BatteryScope.ValueType  # 1
+BATTERY_SCOPE_SYSTEM: BatteryScope.ValueType  # 2
+"""The machine's own battery."""
+BATTERY_SCOPE_DEVICE: BatteryScope.ValueType  # 3
+"""A peripheral's battery (a wireless mouse, a stylus): reported, never judged
+against the limits of a system battery.
+"""
+Global___BatteryScope: _TypeAlias = BatteryScope  # noqa: Y015
 
 class _BatterySource:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -139,6 +175,7 @@ class BatteryInfo(_message.Message):
     SERIAL_NUMBER_FIELD_NUMBER: _builtins.int
     PRESENT_FIELD_NUMBER: _builtins.int
     POWER_PLUGGED_FIELD_NUMBER: _builtins.int
+    SCOPE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """power_supply directory name, e.g. "BAT0"."""
     source: Global___BatterySource.ValueType
@@ -178,6 +215,7 @@ class BatteryInfo(_message.Message):
     """"present"; absent when the driver has no such attribute."""
     power_plugged: _builtins.bool
     """psutil: whether the charger is plugged in."""
+    scope: Global___BatteryScope.ValueType
     def __init__(
         self,
         *,
@@ -205,10 +243,11 @@ class BatteryInfo(_message.Message):
         serial_number: _builtins.str = ...,
         present: _builtins.bool | None = ...,
         power_plugged: _builtins.bool | None = ...,
+        scope: Global___BatteryScope.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_capacity_pct", b"_capacity_pct", "_charge_full_ah", b"_charge_full_ah", "_charge_full_design_ah", b"_charge_full_design_ah", "_charge_now_ah", b"_charge_now_ah", "_current_now_a", b"_current_now_a", "_cycle_count", b"_cycle_count", "_energy_full_design_wh", b"_energy_full_design_wh", "_energy_full_wh", b"_energy_full_wh", "_energy_now_wh", b"_energy_now_wh", "_health_pct", b"_health_pct", "_power_now_w", b"_power_now_w", "_power_plugged", b"_power_plugged", "_present", b"_present", "_temp_celsius", b"_temp_celsius", "_voltage_min_design_v", b"_voltage_min_design_v", "_voltage_now_v", b"_voltage_now_v", "capacity_pct", b"capacity_pct", "charge_full_ah", b"charge_full_ah", "charge_full_design_ah", b"charge_full_design_ah", "charge_now_ah", b"charge_now_ah", "current_now_a", b"current_now_a", "cycle_count", b"cycle_count", "energy_full_design_wh", b"energy_full_design_wh", "energy_full_wh", b"energy_full_wh", "energy_now_wh", b"energy_now_wh", "health_pct", b"health_pct", "power_now_w", b"power_now_w", "power_plugged", b"power_plugged", "present", b"present", "temp_celsius", b"temp_celsius", "voltage_min_design_v", b"voltage_min_design_v", "voltage_now_v", b"voltage_now_v"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_capacity_pct", b"_capacity_pct", "_charge_full_ah", b"_charge_full_ah", "_charge_full_design_ah", b"_charge_full_design_ah", "_charge_now_ah", b"_charge_now_ah", "_current_now_a", b"_current_now_a", "_cycle_count", b"_cycle_count", "_energy_full_design_wh", b"_energy_full_design_wh", "_energy_full_wh", b"_energy_full_wh", "_energy_now_wh", b"_energy_now_wh", "_health_pct", b"_health_pct", "_power_now_w", b"_power_now_w", "_power_plugged", b"_power_plugged", "_present", b"_present", "_temp_celsius", b"_temp_celsius", "_voltage_min_design_v", b"_voltage_min_design_v", "_voltage_now_v", b"_voltage_now_v", "capacity_pct", b"capacity_pct", "charge_full_ah", b"charge_full_ah", "charge_full_design_ah", b"charge_full_design_ah", "charge_now_ah", b"charge_now_ah", "current_now_a", b"current_now_a", "cycle_count", b"cycle_count", "energy_full_design_wh", b"energy_full_design_wh", "energy_full_wh", b"energy_full_wh", "energy_now_wh", b"energy_now_wh", "health", b"health", "health_pct", b"health_pct", "manufacturer", b"manufacturer", "model_name", b"model_name", "name", b"name", "power_now_w", b"power_now_w", "power_plugged", b"power_plugged", "present", b"present", "serial_number", b"serial_number", "source", b"source", "status", b"status", "technology", b"technology", "temp_celsius", b"temp_celsius", "voltage_min_design_v", b"voltage_min_design_v", "voltage_now_v", b"voltage_now_v"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_capacity_pct", b"_capacity_pct", "_charge_full_ah", b"_charge_full_ah", "_charge_full_design_ah", b"_charge_full_design_ah", "_charge_now_ah", b"_charge_now_ah", "_current_now_a", b"_current_now_a", "_cycle_count", b"_cycle_count", "_energy_full_design_wh", b"_energy_full_design_wh", "_energy_full_wh", b"_energy_full_wh", "_energy_now_wh", b"_energy_now_wh", "_health_pct", b"_health_pct", "_power_now_w", b"_power_now_w", "_power_plugged", b"_power_plugged", "_present", b"_present", "_temp_celsius", b"_temp_celsius", "_voltage_min_design_v", b"_voltage_min_design_v", "_voltage_now_v", b"_voltage_now_v", "capacity_pct", b"capacity_pct", "charge_full_ah", b"charge_full_ah", "charge_full_design_ah", b"charge_full_design_ah", "charge_now_ah", b"charge_now_ah", "current_now_a", b"current_now_a", "cycle_count", b"cycle_count", "energy_full_design_wh", b"energy_full_design_wh", "energy_full_wh", b"energy_full_wh", "energy_now_wh", b"energy_now_wh", "health", b"health", "health_pct", b"health_pct", "manufacturer", b"manufacturer", "model_name", b"model_name", "name", b"name", "power_now_w", b"power_now_w", "power_plugged", b"power_plugged", "present", b"present", "scope", b"scope", "serial_number", b"serial_number", "source", b"source", "status", b"status", "technology", b"technology", "temp_celsius", b"temp_celsius", "voltage_min_design_v", b"voltage_min_design_v", "voltage_now_v", b"voltage_now_v"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__capacity_pct: _TypeAlias = _typing.Literal["capacity_pct"]  # noqa: Y015
     _WhichOneofArgType__capacity_pct: _TypeAlias = _typing.Literal["_capacity_pct", b"_capacity_pct"]  # noqa: Y015

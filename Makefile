@@ -1,0 +1,68 @@
+# Everything we repeat. `make run` and `make test` work on a fresh machine with Python 3.11+.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+TYPECHECK_TREE := build/typecheck
+
+.PHONY: help venv run test test-fast check lint format typecheck buf-lint protos protos-check bench clean
+
+help:
+	@echo "make run        self-check this machine (creates $(VENV) on first use)"
+	@echo "make test       the whole test-suite"
+	@echo "make check      ruff, mypy and buf lint"
+	@echo "make protos     regenerate the committed code of protos/probelink/v1"
+	@echo "make bench      benchmarks; numbers go to docs/performance.md"
+
+$(STAMP): pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/probelink-agent check
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m "not slow"
+
+check: lint typecheck buf-lint
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# mypy cannot follow setuptools' editable import hook, so it reads the packages
+# through a tree of symlinks laid out as the installed `probelink` namespace.
+typecheck: $(STAMP)
+	rm -rf $(TYPECHECK_TREE) && mkdir -p $(TYPECHECK_TREE)/probelink
+	ln -s $(CURDIR)/protos/probelink/__init__.py $(TYPECHECK_TREE)/probelink/__init__.py
+	ln -s $(CURDIR)/protos/probelink/v1 $(TYPECHECK_TREE)/probelink/v1
+	for d in agent server probes firmware_tools; do ln -s $(CURDIR)/$$d $(TYPECHECK_TREE)/probelink/$$d; done
+	cd $(TYPECHECK_TREE) && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p probelink
+
+.tools/node_modules/.bin/buf: .tools/package.json
+	cd .tools && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+buf-lint: .tools/node_modules/.bin/buf
+	.tools/node_modules/.bin/buf lint
+
+protos: $(STAMP)
+	$(PY) protos/generate.py
+
+bench: $(STAMP)
+	$(PY) bench/selfcheck.py
+
+clean:
+	rm -rf build $(VENV) .tools/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,260 @@
+"""Reader of `class/hwmon/hwmonN`: temperatures, fans and voltages of every sensor chip.
+
+    >>> chips = read_hwmon(SysfsRoot(Path("tests/fixtures/machines/desktop-no-battery/sys")))
+    >>> [(c.hwmon, c.name) for c in chips]
+    [('hwmon0', 'acpitz'), ('hwmon1', 'nct6775'), ...]
+    >>> chips[1].fans[1]
+    HwmonFan(index=2, label='fan2', input_rpm=0.0, min_rpm=600.0, alarm=True, fault=False, errors=[])
+
+Units follow Documentation/hwmon/sysfs-interface.rst: temperatures are millidegrees
+Celsius, fans RPM, voltages millivolts; the records hold degrees, RPM and volts.
+
+What real chips do, and how this reader copes:
+
+- `name` is the only mandatory attribute, yet some drivers have none: the chip is then
+  named from `device/name`, the driver the `device/driver` link points to, or the hwmon
+  directory itself, and `name_source` says which.
+- Old drivers (before the hwmon core owned the attributes) keep them under
+  `hwmonN/device/`; both places are read, the hwmon directory winning when both have one.
+- A channel exists when its `_input` file exists; its limits, label, alarm and fault
+  are optional and `None`/False when absent.
+- A read that fails (EIO, EINVAL, a non-numeric value; EAGAIN after the retries in
+  `SysfsRoot`) is kept in that channel's `errors` and the value is None: one broken
+  channel hides no other channel and no other chip. Problems of the chip itself (its
+  name) are in `HwmonChip.errors`.
+
+Parse, then judge: this module knows no limits and no protobuf; `probes/sensors/` judges.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar
+
+from probelink.probes.errors import AttributeReadError, ParseError, SourceError
+from probelink.probes.sysread import SysfsRoot
+
+CLASS_HWMON = "class/hwmon"
+
+# temp1_input, fan2_min, in0_max_alarm: type, channel number, item.
+_ATTRIBUTE = re.compile(r"^(temp|fan|in)(\d+)_([a-z_]+)$")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ReadProblem:
+    """One attribute that could not be read or made no sense; kept beside the data.
+
+    A plain record (not the exception) so readers' results compare equal in tests and
+    can be held in frozen dataclasses.
+    """
+
+    # The attribute, relative to the sysfs root, e.g. "class/hwmon/hwmon2/temp1_input".
+    source: str
+    message: str
+    kind: Literal["file_read", "parse"]
+
+    @classmethod
+    def from_error(cls, exc: SourceError) -> ReadProblem:
+        return cls(exc.source, exc.message, "parse" if isinstance(exc, ParseError) else "file_read")
+
+    def to_error(self) -> SourceError:
+        """The typed exception this problem stands for (for `results.errored`)."""
+        if self.kind == "parse":
+            return ParseError(self.message, self.source)
+        return AttributeReadError(self.message, self.source)
+
+
+def guarded(read: Callable[[], T | None], errors: list[ReadProblem]) -> T | None:
+    """`read()`, or None with the problem appended to `errors` when the read fails."""
+    try:
+        return read()
+    except SourceError as exc:
+        errors.append(ReadProblem.from_error(exc))
+        return None
+
+
+@dataclass(frozen=True)
+class HwmonTemp:
+    """tempN_* of one chip, in degrees Celsius (sysfs: millidegrees)."""
+
+    index: int
+    # tempN_label, or "tempN" when the chip gives no label.
+    label: str
+    input_celsius: float | None
+    max_celsius: float | None
+    crit_celsius: float | None
+    # tempN_alarm, tempN_max_alarm or tempN_crit_alarm set by the chip.
+    alarm: bool = False
+    # tempN_fault: the chip says the sensor (e.g. a diode) is open or shorted.
+    fault: bool = False
+    errors: list[ReadProblem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class HwmonFan:
+    """fanN_* of one chip, in revolutions per minute."""
+
+    index: int
+    label: str
+    input_rpm: float | None
+    min_rpm: float | None
+    alarm: bool = False
+    fault: bool = False
+    errors: list[ReadProblem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class HwmonVoltage:
+    """inN_* of one chip, in volts (sysfs: millivolts)."""
+
+    index: int
+    label: str
+    input_volts: float | None
+    min_volts: float | None
+    max_volts: float | None
+    # inN_alarm, inN_min_alarm or inN_max_alarm.
+    alarm: bool = False
+    errors: list[ReadProblem] = field(default_factory=list)
+
+
+NameSource = Literal["name", "device/name", "driver", "directory"]
+
+
+@dataclass(frozen=True)
+class HwmonChip:
+    """One `class/hwmon/hwmonN` directory."""
+
+    hwmon: str
+    # The chip name (see `name_source` for where it came from).
+    name: str
+    name_source: NameSource
+    temperatures: list[HwmonTemp] = field(default_factory=list)
+    fans: list[HwmonFan] = field(default_factory=list)
+    voltages: list[HwmonVoltage] = field(default_factory=list)
+    # Problems of the chip itself; channel problems are in each channel's `errors`.
+    errors: list[ReadProblem] = field(default_factory=list)
+
+
+def hwmon_dirs(sysfs: SysfsRoot) -> list[str]:
+    """Names of the hwmonN entries that lead to a directory inside the root, in number order."""
+    names = [n for n in sysfs.listdir(CLASS_HWMON) if re.fullmatch(r"hwmon\d+", n)]
+    names = [n for n in names if sysfs.is_dir(f"{CLASS_HWMON}/{n}")]
+    return sorted(names, key=lambda n: int(n[5:]))
+
+
+def read_hwmon(sysfs: SysfsRoot) -> list[HwmonChip]:
+    """Every hwmon chip under the root; [] when there is none (or no root)."""
+    return [read_chip(sysfs, name) for name in hwmon_dirs(sysfs)]
+
+
+class _Chip:
+    """Attribute lookup of one chip across `hwmonN/` and `hwmonN/device/`."""
+
+    def __init__(self, sysfs: SysfsRoot, base: str) -> None:
+        self.sysfs = sysfs
+        self.base = base
+        # Attribute name -> path; the hwmon directory overrides the legacy device/ copy.
+        self.paths: dict[str, str] = {}
+        for folder in (f"{base}/device", base):
+            for name in sysfs.listdir(folder):
+                if _ATTRIBUTE.match(name):
+                    self.paths[name] = f"{folder}/{name}"
+
+    def indices(self, kind: str) -> list[int]:
+        found = set()
+        for name in self.paths:
+            m = _ATTRIBUTE.match(name)
+            if m and m.group(1) == kind and m.group(3) == "input":
+                found.add(int(m.group(2)))
+        return sorted(found)
+
+    def number(self, attr: str, errors: list[ReadProblem], scale: float = 1.0) -> float | None:
+        path = self.paths.get(attr)
+        if path is None:
+            return None
+        value = guarded(lambda: self.sysfs.read_int(path), errors)
+        return None if value is None else value / scale
+
+    def text(self, attr: str, errors: list[ReadProblem]) -> str | None:
+        path = self.paths.get(attr)
+        return None if path is None else guarded(lambda: self.sysfs.read_text(path), errors)
+
+    def flag(self, attrs: tuple[str, ...], errors: list[ReadProblem]) -> bool:
+        """Whether any of the boolean attributes reads non-zero."""
+        return any(bool(self.number(a, errors)) for a in attrs)
+
+
+def _chip_name(sysfs: SysfsRoot, base: str, hwmon: str, errors: list[ReadProblem]) -> tuple[str, NameSource]:
+    name = guarded(lambda: sysfs.read_text(f"{base}/name"), errors)
+    if name:
+        return name, "name"
+    # Old drivers put `name` beside their other attributes under device/.
+    name = guarded(lambda: sysfs.read_text(f"{base}/device/name"), errors)
+    if name:
+        return name, "device/name"
+    # The driver's name (the last part of the device/driver link) says what chip it is;
+    # the link is only read, never followed, so it may point anywhere.
+    driver = sysfs.link_name(f"{base}/device/driver")
+    if driver:
+        return driver, "driver"
+    return hwmon, "directory"
+
+
+def read_chip(sysfs: SysfsRoot, hwmon: str) -> HwmonChip:
+    """One chip, `hwmon` being the directory name under class/hwmon (e.g. "hwmon2")."""
+    base = f"{CLASS_HWMON}/{hwmon}"
+    chip_errors: list[ReadProblem] = []
+    name, source = _chip_name(sysfs, base, hwmon, chip_errors)
+    chip = _Chip(sysfs, base)
+
+    temps = []
+    for i in chip.indices("temp"):
+        errs: list[ReadProblem] = []
+        p = f"temp{i}_"
+        temps.append(
+            HwmonTemp(
+                index=i,
+                label=chip.text(p + "label", errs) or f"temp{i}",
+                input_celsius=chip.number(p + "input", errs, 1000),
+                max_celsius=chip.number(p + "max", errs, 1000),
+                crit_celsius=chip.number(p + "crit", errs, 1000),
+                alarm=chip.flag((p + "alarm", p + "max_alarm", p + "crit_alarm"), errs),
+                fault=chip.flag((p + "fault",), errs),
+                errors=errs,
+            )
+        )
+    fans = []
+    for i in chip.indices("fan"):
+        errs = []
+        p = f"fan{i}_"
+        fans.append(
+            HwmonFan(
+                index=i,
+                label=chip.text(p + "label", errs) or f"fan{i}",
+                input_rpm=chip.number(p + "input", errs),
+                min_rpm=chip.number(p + "min", errs),
+                alarm=chip.flag((p + "alarm", p + "min_alarm"), errs),
+                fault=chip.flag((p + "fault",), errs),
+                errors=errs,
+            )
+        )
+    volts = []
+    for i in chip.indices("in"):
+        errs = []
+        p = f"in{i}_"
+        volts.append(
+            HwmonVoltage(
+                index=i,
+                label=chip.text(p + "label", errs) or f"in{i}",
+                input_volts=chip.number(p + "input", errs, 1000),
+                min_volts=chip.number(p + "min", errs, 1000),
+                max_volts=chip.number(p + "max", errs, 1000),
+                alarm=chip.flag((p + "alarm", p + "min_alarm", p + "max_alarm"), errs),
+                errors=errs,
+            )
+        )
+    return HwmonChip(hwmon, name, source, temps, fans, volts, chip_errors)

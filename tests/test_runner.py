@@ -1,0 +1,96 @@
+"""The probe runner turns every way a probe can end into an honest result."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+from probelink.probes.context import ProbeContext
+from probelink.probes.errors import AttributeReadError, MissingUtility, Unsupported
+from probelink.probes.registry import SENSORS, TELEMETRY, ProbeSpec
+from probelink.probes.results import ERROR, PASS, SKIP, result
+from probelink.probes.runner import run_one, run_telemetry
+from probelink.v1 import probe_pb2
+
+Results = Iterable[probe_pb2.ProbeResult]
+
+
+def spec(name: str, fn: object) -> ProbeSpec:
+    return ProbeSpec(name, SENSORS, TELEMETRY, "test probe", fn)  # type: ignore[arg-type]
+
+
+def ctx(tmp_path: Path, timeout_s: float = 5.0) -> ProbeContext:
+    return ProbeContext.for_machine(tmp_path / "sys", timeout_s=timeout_s)
+
+
+def test_results_are_stamped_with_name_category_kind_and_duration(tmp_path: Path) -> None:
+    def ok(c: ProbeContext) -> Results:
+        return [result(PASS, "fine", subject="a"), result(PASS, "fine", subject="b")]
+
+    out = run_one(spec("sensors.ok", ok), ctx(tmp_path))
+    assert [(r.probe, r.subject, r.status, r.category, r.kind) for r in out] == [
+        ("sensors.ok", "a", PASS, SENSORS, TELEMETRY),
+        ("sensors.ok", "b", PASS, SENSORS, TELEMETRY),
+    ]
+    assert out[0].HasField("duration")
+
+
+def test_unsupported_is_skip_with_the_reason(tmp_path: Path) -> None:
+    def none(c: ProbeContext) -> Results:
+        raise Unsupported("no fans here")
+
+    [r] = run_one(spec("sensors.none", none), ctx(tmp_path))
+    assert (r.status, r.evidence, r.HasField("error")) == (SKIP, "no fans here", False)
+
+
+def test_source_errors_keep_their_kind(tmp_path: Path) -> None:
+    def broken(c: ProbeContext) -> Results:
+        raise AttributeReadError("reading x failed: EIO (Input/output error)", "class/hwmon/x")
+
+    def missing(c: ProbeContext) -> Results:
+        raise MissingUtility("smartctl is not installed", "smartctl")
+
+    [r] = run_one(spec("sensors.broken", broken), ctx(tmp_path))
+    assert r.status == ERROR
+    assert r.error == probe_pb2.ProbeError(
+        kind=probe_pb2.PROBE_ERROR_KIND_FILE_READ,
+        message="reading x failed: EIO (Input/output error)", source="class/hwmon/x",
+    )
+    [r] = run_one(spec("sensors.missing", missing), ctx(tmp_path))
+    assert r.error.kind == probe_pb2.PROBE_ERROR_KIND_MISSING_UTILITY
+
+
+def test_a_probe_that_raises_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    def buggy(c: ProbeContext) -> Results:
+        return [result(PASS, str(1 / 0))]
+
+    [r] = run_one(spec("sensors.buggy", buggy), ctx(tmp_path))
+    assert r.status == ERROR
+    assert r.error.kind == probe_pb2.PROBE_ERROR_KIND_INTERNAL
+    assert "ZeroDivisionError" in r.evidence
+
+
+def test_a_probe_that_returns_nothing_is_skipped(tmp_path: Path) -> None:
+    [r] = run_one(spec("sensors.empty", lambda c: []), ctx(tmp_path))
+    assert r.status == SKIP
+
+
+def test_a_hanging_probe_is_abandoned_and_the_others_report(tmp_path: Path) -> None:
+    release = threading.Event()
+
+    def hangs(c: ProbeContext) -> Results:
+        release.wait(60)
+        return [result(PASS, "too late")]
+
+    def quick(c: ProbeContext) -> Results:
+        return [result(PASS, "quick")]
+
+    try:
+        out = run_telemetry([spec("sensors.hangs", hangs), spec("sensors.quick", quick)],
+                            ctx(tmp_path, timeout_s=0.3))
+    finally:
+        release.set()
+    assert [(r.probe, r.status) for r in out] == [("sensors.hangs", ERROR), ("sensors.quick", PASS)]
+    assert out[0].error.kind == probe_pb2.PROBE_ERROR_KIND_TIMEOUT
+    assert "0.3 s" in out[0].evidence
