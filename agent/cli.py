@@ -46,6 +46,23 @@ SysfsRootOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
 
+def parse_limits(pairs: list[str]) -> dict[str, float]:
+    """`["battery.min_health_pct=75"]` -> `{"battery.min_health_pct": 75.0}`."""
+    limits: dict[str, float] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or "." not in name:
+            raise typer.BadParameter(
+                f"{pair!r}: expected FAMILY.NAME=NUMBER, e.g. battery.min_health_pct=75",
+                param_hint="--limit",
+            )
+        try:
+            limits[name.strip()] = float(value)
+        except ValueError:
+            raise typer.BadParameter(f"{pair!r}: {value!r} is not a number", param_hint="--limit") from None
+    return limits
+
+
 def _context(
     sysfs_root: Path | None,
     psutil_snapshot: Path | None = None,
@@ -53,9 +70,11 @@ def _context(
     timeout: float = 5.0,
     serial_port: str | None = None,
     read_target: Path | None = None,
+    limits: dict[str, float] | None = None,
 ) -> ProbeContext:
     if sysfs_root is not None and not sysfs_root.is_dir():
-        raise typer.BadParameter(f"{sysfs_root} is not a directory", param_hint="--sysfs-root")
+        why = "is not a directory" if sysfs_root.exists() else "does not exist"
+        raise typer.BadParameter(f"{sysfs_root} {why}", param_hint="--sysfs-root")
     try:
         return ProbeContext.for_machine(
             sysfs_root,
@@ -64,6 +83,7 @@ def _context(
             timeout_s=timeout,
             serial_port=serial_port,
             read_target=read_target,
+            limits=limits or {},
         )
     except ProbeProblem as exc:
         raise typer.BadParameter(str(exc)) from exc
@@ -131,10 +151,12 @@ def check(
     read_target: Annotated[Path | None, typer.Option("--read-target", help="File or device to read, for the storage read-speed routine.")] = None,
     timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Time budget of each telemetry probe, seconds.")] = 5.0,
     show_skipped: Annotated[bool, typer.Option("--show-skipped/--hide-skipped", help="List checks that do not apply here.")] = True,
+    limit: Annotated[list[str] | None, typer.Option("--limit", help="Override a probe limit, e.g. battery.min_health_pct=75 (repeatable; see docs/probes.md).")] = None,
 ) -> None:
     """Check this device's battery, storage, sensors, ports and system, and give a verdict."""
     console = Console(stderr=json_out)
-    ctx = _context(sysfs_root, psutil_snapshot, smartctl_json, timeout, serial_port, read_target)
+    ctx = _context(sysfs_root, psutil_snapshot, smartctl_json, timeout, serial_port, read_target,
+                   parse_limits(limit or []))
     plan = SelfCheckPlan(tuple(probe or ()), routines)
     try:
         telemetry, _ = plan.select()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections import namedtuple
 from pathlib import Path
 from typing import Any, Protocol
@@ -130,6 +131,21 @@ class PsutilSnapshot:
     def boot_time(self) -> float:
         return float(self._get("boot_time"))
 
+    def captured_at(self) -> float | None:
+        """When the snapshot was taken (seconds since the epoch), None when not recorded.
+
+        A snapshot is a still picture: what "now" means for it (uptime) travels with it.
+        """
+        value = self._data.get("captured_at")
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ParseError(
+                f"{self.origin}/captured_at.json: expected seconds since the epoch, read {value!r}",
+                self.origin,
+            )
+        return float(value)
+
 
 def capture(source: Any) -> dict[str, Any]:
     """What `source` (the psutil module) answers, as a JSON-able snapshot."""
@@ -165,6 +181,7 @@ def capture(source: Any) -> dict[str, Any]:
         "virtual_memory": d(source.virtual_memory()),
         "swap_memory": d(source.swap_memory()),
         "boot_time": source.boot_time(),
+        "captured_at": time.time(),
     }
 
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from probelink.probes.errors import SourceError, Unsupported
 from probelink.probes.registry import ROUTINE, ProbeSpec, SupportFn, register
-from probelink.v1 import routine_pb2, status_pb2
+from probelink.v1 import probe_pb2, routine_pb2, status_pb2
 
 if TYPE_CHECKING:
     from probelink.probes.context import ProbeContext
@@ -119,6 +119,9 @@ class Tracker:
         self.state: routine_pb2.RoutineState.ValueType = routine_pb2.ROUTINE_STATE_INITIALIZED
         self.percent = 0
         self.partial: RoutineDetail | None = None
+        # The typed error of a routine that could not use a source (RUNTIME_ERROR), so its
+        # kind (FILE_READ, UNAVAILABLE, ...) survives the trip out of a child process.
+        self.error: probe_pb2.ProbeError | None = None
 
     def update(
         self,
@@ -159,6 +162,7 @@ def execute(spec: ProbeSpec, ctx: ProbeContext, run: RoutineRun, tracker: Tracke
     except Unsupported as exc:
         return tracker.ended(routine_pb2.ROUTINE_OUTCOME_UNSUPPORTED, exc.reason)
     except SourceError as exc:
+        tracker.error = exc.to_proto()
         return tracker.ended(routine_pb2.ROUTINE_OUTCOME_RUNTIME_ERROR, exc.message)
     except MemoryError:
         return tracker.ended(routine_pb2.ROUTINE_OUTCOME_KILLED, "ran out of its memory budget")

@@ -56,10 +56,13 @@ def run_one(spec: ProbeSpec, ctx: ProbeContext) -> list[probe_pb2.ProbeResult]:
                 ),
             )
         ]
-    return _stamp(spec, results, time.perf_counter() - start)
+    return stamp(spec, results, time.perf_counter() - start)
 
 
-def _stamp(spec: ProbeSpec, results: list[probe_pb2.ProbeResult], seconds: float) -> list[probe_pb2.ProbeResult]:
+def stamp(
+    spec: ProbeSpec, results: list[probe_pb2.ProbeResult], seconds: float
+) -> list[probe_pb2.ProbeResult]:
+    """Fill in what a probe's results do not say themselves: name, category, kind, duration."""
     for r in results:
         r.probe = spec.name
         r.category = spec.category
@@ -69,7 +72,7 @@ def _stamp(spec: ProbeSpec, results: list[probe_pb2.ProbeResult], seconds: float
 
 
 def timed_out(spec: ProbeSpec, timeout_s: float) -> list[probe_pb2.ProbeResult]:
-    return _stamp(
+    return stamp(
         spec,
         [
             result(

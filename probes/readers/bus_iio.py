@@ -3,7 +3,8 @@
     >>> sysfs = SysfsRoot(Path("tests/fixtures/machines/board-iio-typec/sys"))
     >>> dev = read_iio_devices(sysfs)[0]
     >>> dev.name, dev.channels[0]
-    ('accel_3d', IioChannel(channel='in_accel_x', type='accel', value=0.0766..., unit='m/s^2', ...))
+    ('accel_3d', IioChannel(channel='in_accel_x', type='accel', value=-0.1176798, unit='m/s^2',
+                            raw=-12.0, scale=0.00980665, offset=0.0, processed=False))
 
 Following Documentation/ABI/testing/sysfs-bus-iio:
 

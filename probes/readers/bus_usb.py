@@ -1,6 +1,7 @@
 """USB devices as the kernel lists them under `bus/usb/devices` (sysfs-bus-usb ABI).
 
-    >>> devices = read_usb_devices(SysfsRoot(Path("tests/fixtures/machines/laptop-worn-battery/sys")))
+    >>> sysfs = SysfsRoot(Path("tests/fixtures/machines/laptop-worn-battery/sys"))
+    >>> devices = read_usb_devices(sysfs)
     >>> [(d.bus_id, d.usb_version, d.speed_mbps) for d in devices]
     [('usb1', 2.0, 480.0), ('usb2', 3.1, 10000.0), ('1-1', 3.2, 480.0), ...]
 
@@ -26,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from probelink.probes.errors import ParseError, SourceError
+from probelink.probes.errors import AttributeReadError, ParseError, SourceError
 from probelink.probes.sysread import SysfsRoot
 
 DEVICES_DIR = "bus/usb/devices"
@@ -45,6 +46,14 @@ class ReadProblem:
     @classmethod
     def of(cls, exc: SourceError) -> ReadProblem:
         return cls(exc.source, exc.message, isinstance(exc, ParseError))
+
+
+def as_source_error(problems: list[ReadProblem]) -> SourceError:
+    """The first problem as the exception a probe turns into an ERROR result."""
+    first = problems[0]
+    extra = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    cls = ParseError if first.unparsable else AttributeReadError
+    return cls(first.message + extra, first.source)
 
 
 class ProblemCollector:
@@ -78,6 +87,10 @@ class UsbDevice:
     busnum: int | None = None
     devnum: int | None = None
     max_child: int | None = None  # maxchild: ports of a hub, 0 for a function
+    # Whether the hub port this device is plugged into has a SuperSpeed twin
+    # (<hub>/<hub-interface>/<hub>-portN/peer): True, the connector can do USB 3; False,
+    # it is USB 2 only; None, not known (no port folder, a root hub).
+    port_has_usb3_peer: bool | None = None
     errors: list[ReadProblem] = field(default_factory=list)
 
     @property
@@ -105,6 +118,27 @@ def _speed(sysfs: SysfsRoot, rel: str) -> float | None:
         raise ParseError(f"{rel}: expected a rate in Mb/s, read {text[:40]!r}", rel) from None
 
 
+def port_dir(bus_id: str) -> str | None:
+    """The hub port folder a device hangs off: "1-4.1" -> "1-4/1-4:1.0/1-4-port1",
+    "1-2" -> "usb1/1-0:1.0/usb1-port2" (the ABI's .../<hub>-portN)."""
+    if bus_id.startswith("usb") or "-" not in bus_id:
+        return None
+    bus, _, ports = bus_id.partition("-")
+    parent_ports, _, number = ports.rpartition(".")
+    if parent_ports:
+        hub = f"{bus}-{parent_ports}"
+        return f"{hub}/{hub}:1.0/{hub}-port{number}"
+    return f"usb{bus}/{bus}-0:1.0/usb{bus}-port{number}"
+
+
+def _peer(sysfs: SysfsRoot, bus_id: str) -> bool | None:
+    rel = port_dir(bus_id)
+    if rel is None or not sysfs.is_dir(f"{DEVICES_DIR}/{rel}"):
+        return None
+    # The link itself is the fact; its target need not be in a capture.
+    return sysfs.link_name(f"{DEVICES_DIR}/{rel}/peer") is not None
+
+
 def read_usb_device(sysfs: SysfsRoot, bus_id: str) -> UsbDevice:
     """Read one device directory; failures end up in `errors`, never raised."""
     base = f"{DEVICES_DIR}/{bus_id}"
@@ -124,6 +158,7 @@ def read_usb_device(sysfs: SysfsRoot, bus_id: str) -> UsbDevice:
         busnum=c.get(sysfs.read_int, f"{base}/busnum"),
         devnum=c.get(sysfs.read_int, f"{base}/devnum"),
         max_child=c.get(sysfs.read_int, f"{base}/maxchild"),
+        port_has_usb3_peer=_peer(sysfs, bus_id),
         errors=c.errors,
     )
 

@@ -1,10 +1,12 @@
 """Reader of `class/hwmon/hwmonN`: temperatures, fans and voltages of every sensor chip.
 
     >>> chips = read_hwmon(SysfsRoot(Path("tests/fixtures/machines/desktop-no-battery/sys")))
-    >>> [(c.hwmon, c.name) for c in chips]
-    [('hwmon0', 'acpitz'), ('hwmon1', 'nct6775'), ...]
-    >>> chips[1].fans[1]
-    HwmonFan(index=2, label='fan2', input_rpm=0.0, min_rpm=600.0, alarm=True, fault=False, errors=[])
+    >>> [(c.hwmon, c.name, c.name_source) for c in chips]
+    [('hwmon1', 'nct6775', 'name'), ('hwmon2', 'k10temp', 'driver'),
+     ('hwmon4', 'it8792', 'device/name')]
+    >>> chips[0].fans[1]
+    HwmonFan(index=2, label='fan2', input_rpm=0.0, min_rpm=600.0, alarm=True, fault=False,
+             errors=[])
 
 Units follow Documentation/hwmon/sysfs-interface.rst: temperatures are millidegrees
 Celsius, fans RPM, voltages millivolts; the records hold degrees, RPM and volts.
@@ -138,6 +140,16 @@ class HwmonChip:
     # Problems of the chip itself; channel problems are in each channel's `errors`.
     errors: list[ReadProblem] = field(default_factory=list)
 
+    @property
+    def problems(self) -> list[ReadProblem]:
+        """Every problem of this chip: its own, then its channels'."""
+        channels: list[HwmonTemp | HwmonFan | HwmonVoltage] = [
+            *self.temperatures,
+            *self.fans,
+            *self.voltages,
+        ]
+        return [*self.errors, *(p for c in channels for p in c.errors)]
+
 
 def hwmon_dirs(sysfs: SysfsRoot) -> list[str]:
     """Names of the hwmonN entries that lead to a directory inside the root, in number order."""
@@ -188,7 +200,9 @@ class _Chip:
         return any(bool(self.number(a, errors)) for a in attrs)
 
 
-def _chip_name(sysfs: SysfsRoot, base: str, hwmon: str, errors: list[ReadProblem]) -> tuple[str, NameSource]:
+def _chip_name(
+    sysfs: SysfsRoot, base: str, hwmon: str, errors: list[ReadProblem]
+) -> tuple[str, NameSource]:
     name = guarded(lambda: sysfs.read_text(f"{base}/name"), errors)
     if name:
         return name, "name"

@@ -1,6 +1,7 @@
 """Reader of `class/power_supply/*`: batteries, mains adapters and USB supplies.
 
-    >>> supplies = read_power_supplies(SysfsRoot(Path("tests/fixtures/machines/laptop-worn-battery/sys")))
+    >>> sysfs = SysfsRoot(Path("tests/fixtures/machines/laptop-worn-battery/sys"))
+    >>> supplies = read_power_supplies(sysfs)
     >>> [(s.name, s.type, s.energy_full_wh) for s in supplies]
     [('AC', 'Mains', None), ('BAT0', 'Battery', 35.34)]
 
@@ -81,7 +82,10 @@ class PowerSupply:
     @property
     def is_adapter(self) -> bool:
         """A supply that feeds the machine from outside (mains, USB, wireless charger)."""
-        return self.type is not None and self.type not in ("Battery", "UPS")
+        # Older kernels name USB chargers by kind in "type" (USB_DCP, USB_PD, ...).
+        return self.type is not None and (
+            self.type in ("Mains", "Wireless", "BrickID") or self.type.startswith("USB")
+        )
 
 
 class _Attributes:
@@ -164,3 +168,8 @@ def read_supply(sysfs: SysfsRoot, name: str) -> PowerSupply:
 def read_power_supplies(sysfs: SysfsRoot) -> list[PowerSupply]:
     """Every supply under `class/power_supply`, by name; [] when the class is absent."""
     return [read_supply(sysfs, name) for name in sysfs.listdir(CLASS_DIR)]
+
+
+def system_battery(sysfs: SysfsRoot) -> PowerSupply | None:
+    """The first battery that powers this machine (not a peripheral's), freshly read."""
+    return next((s for s in read_power_supplies(sysfs) if s.is_system_battery), None)

@@ -1,9 +1,9 @@
 """Reader of `class/thermal`: thermal zones with their trip points, and cooling devices.
 
     >>> sysfs = SysfsRoot(Path("tests/fixtures/machines/laptop-worn-battery/sys"))
-    >>> read_thermal_zones(sysfs)[1]
-    ThermalZone(zone='thermal_zone1', type='x86_pkg_temp', temp_celsius=48.0, mode='enabled',
-                trip_points=[TripPoint(index=0, type='passive', temp_celsius=95.0), ...], errors=[])
+    >>> read_thermal_zones(sysfs)[0]
+    ThermalZone(zone='thermal_zone0', type='acpitz', temp_celsius=-273.2, mode='enabled',
+                trip_points=[TripPoint(index=0, type='critical', temp_celsius=103.0)], errors=[])
     >>> read_cooling_devices(sysfs)[0].type
     'Processor'
 
@@ -70,8 +70,16 @@ def _entries(sysfs: SysfsRoot, prefix: str) -> list[str]:
     return sorted(names, key=lambda n: int(n[len(prefix) :]))
 
 
+def _text(sysfs: SysfsRoot, rel: str, errors: list[ReadProblem]) -> str | None:
+    return guarded(lambda: sysfs.read_text(rel), errors)
+
+
+def _int(sysfs: SysfsRoot, rel: str, errors: list[ReadProblem]) -> int | None:
+    return guarded(lambda: sysfs.read_int(rel), errors)
+
+
 def _millidegrees(sysfs: SysfsRoot, rel: str, errors: list[ReadProblem]) -> float | None:
-    value = guarded(lambda: sysfs.read_int(rel), errors)
+    value = _int(sysfs, rel, errors)
     return None if value is None else value / 1000
 
 
@@ -91,7 +99,7 @@ def read_thermal_zones(sysfs: SysfsRoot) -> list[ThermalZone]:
         trips = [
             TripPoint(
                 index=i,
-                type=guarded(lambda i=i: sysfs.read_text(f"{base}/trip_point_{i}_type"), errors),
+                type=_text(sysfs, f"{base}/trip_point_{i}_type", errors),
                 temp_celsius=_millidegrees(sysfs, f"{base}/trip_point_{i}_temp", errors),
             )
             for i in indices
@@ -99,9 +107,9 @@ def read_thermal_zones(sysfs: SysfsRoot) -> list[ThermalZone]:
         zones.append(
             ThermalZone(
                 zone=zone,
-                type=guarded(lambda b=base: sysfs.read_text(f"{b}/type"), errors),
+                type=_text(sysfs, f"{base}/type", errors),
                 temp_celsius=_millidegrees(sysfs, f"{base}/temp", errors),
-                mode=guarded(lambda b=base: sysfs.read_text(f"{b}/mode"), errors),
+                mode=_text(sysfs, f"{base}/mode", errors),
                 trip_points=trips,
                 errors=errors,
             )
@@ -118,9 +126,9 @@ def read_cooling_devices(sysfs: SysfsRoot) -> list[CoolingDevice]:
         devices.append(
             CoolingDevice(
                 name=name,
-                type=guarded(lambda b=base: sysfs.read_text(f"{b}/type"), errors),
-                cur_state=guarded(lambda b=base: sysfs.read_int(f"{b}/cur_state"), errors),
-                max_state=guarded(lambda b=base: sysfs.read_int(f"{b}/max_state"), errors),
+                type=_text(sysfs, f"{base}/type", errors),
+                cur_state=_int(sysfs, f"{base}/cur_state", errors),
+                max_state=_int(sysfs, f"{base}/max_state", errors),
                 errors=errors,
             )
         )

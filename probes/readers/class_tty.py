@@ -9,8 +9,9 @@ at another root, so for a captured machine this module follows the same steps:
 
 1. candidates are the tty names pyserial looks for (ttyS*, ttyUSB*, ttyXRUSB*, ttyACM*,
    ttyAMA*, rfcomm*, ttyAP*);
-2. `class/tty/<name>/device` is the port's device; its `subsystem` link names the bus;
-   ports on "platform" are legacy 8250 slots with no UART behind them, and are hidden;
+2. `class/tty/<name>/device` is the port's device; its `subsystem` link names the bus
+   (or, in a capture that dropped that link, its `modalias`); ports on "platform" are
+   legacy 8250 slots with no UART behind them, and are hidden;
 3. for "usb-serial" the USB interface is the device's parent, for "usb" (cdc-acm) the
    device itself; the USB device is the interface's parent, where idVendor, idProduct,
    serial, manufacturer and product live; `interface` is read from the interface.
@@ -19,9 +20,11 @@ at another root, so for a captured machine this module follows the same steps:
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from probelink.probes.errors import SourceError
 from probelink.probes.readers.bus_usb import ProblemCollector, ReadProblem
 from probelink.probes.sysread import SysfsRoot
 
@@ -80,6 +83,29 @@ def _rel(sysfs: SysfsRoot, real: Path) -> str | None:
     return str(real.relative_to(root))
 
 
+_USB_INTERFACE = re.compile(r"^\d+-[\d.]+:\d+\.\d+$")
+
+
+def _guess_subsystem(sysfs: SysfsRoot, device: str) -> str | None:
+    """The bus of a device whose `subsystem` link is missing (a capture that dropped it).
+
+    `modalias` starts with the bus name ("platform:serial8250", "amba:d00041011",
+    "usb:v0403p6001..."); PNP devices have an `id`; a usb-serial port has neither,
+    but sits right under its USB interface ("1-1:1.0").
+    """
+    try:
+        modalias = sysfs.read_text(f"{device}/modalias")
+        if modalias and ":" in modalias:
+            return modalias.split(":", 1)[0]
+        if sysfs.read_text(f"{device}/id") is not None:
+            return "pnp"
+    except SourceError:
+        return None
+    if _USB_INTERFACE.match(os.path.basename(os.path.dirname(device))):
+        return "usb-serial"
+    return None
+
+
 def read_serial_port(sysfs: SysfsRoot, name: str) -> SerialPortInfo:
     c = ProblemCollector()
     device_link = f"{CLASS_DIR}/{name}/device"
@@ -87,7 +113,7 @@ def read_serial_port(sysfs: SysfsRoot, name: str) -> SerialPortInfo:
     device = _rel(sysfs, device_real) if device_real is not None else None
     if device is None:
         return SerialPortInfo(name=name)
-    subsystem = sysfs.link_name(f"{device}/subsystem")
+    subsystem = sysfs.link_name(f"{device}/subsystem") or _guess_subsystem(sysfs, device)
     if subsystem == "usb-serial":
         interface_dir: str | None = os.path.dirname(device)
     elif subsystem == "usb":
@@ -97,8 +123,11 @@ def read_serial_port(sysfs: SysfsRoot, name: str) -> SerialPortInfo:
     if interface_dir is None:
         pnp_id = c.get(sysfs.read_text, f"{device}/id") if subsystem == "pnp" else None
         return SerialPortInfo(
-            name=name, subsystem=subsystem, pnp_id=pnp_id,
-            device_name=os.path.basename(device), errors=c.errors,
+            name=name,
+            subsystem=subsystem,
+            pnp_id=pnp_id,
+            device_name=os.path.basename(device),
+            errors=c.errors,
         )
     usb_dir = os.path.dirname(interface_dir)
     interfaces = c.get(sysfs.read_int, f"{usb_dir}/bNumInterfaces")

@@ -86,6 +86,21 @@ def _position(name: str) -> int:
     return int(head) if head.isdigit() else 0
 
 
+def _read_pdo(sysfs: SysfsRoot, base: str, entry: str, c: ProblemCollector) -> PowerDataObject:
+    def value(attr: str, unit: str) -> int | None:
+        return c.get(lambda rel: read_milli(sysfs, rel, unit), f"{base}/{attr}")
+
+    return PowerDataObject(
+        position=_position(entry),
+        supply_type=entry.split(":", 1)[1],
+        voltage_mv=value("voltage", "mV"),
+        min_voltage_mv=value("minimum_voltage", "mV"),
+        max_voltage_mv=value("maximum_voltage", "mV"),
+        max_current_ma=value("maximum_current", "mA"),
+        max_power_mw=value("maximum_power", "mW"),
+    )
+
+
 def read_power_delivery(sysfs: SysfsRoot, rel: str, name: str | None = None) -> PowerDelivery:
     """Read the PD object at `rel` (a `pdN` directory or a `usb_power_delivery` link)."""
     c = ProblemCollector()
@@ -95,18 +110,7 @@ def read_power_delivery(sysfs: SysfsRoot, rel: str, name: str | None = None) -> 
     for entry in sorted(sysfs.listdir(caps_dir), key=_position):
         if ":" not in entry:
             continue  # "uevent", "power": not capabilities
-        base = f"{caps_dir}/{entry}"
-        caps.append(
-            PowerDataObject(
-                position=_position(entry),
-                supply_type=entry.split(":", 1)[1],
-                voltage_mv=c.get(lambda r: read_milli(sysfs, r, "mV"), f"{base}/voltage"),
-                min_voltage_mv=c.get(lambda r: read_milli(sysfs, r, "mV"), f"{base}/minimum_voltage"),
-                max_voltage_mv=c.get(lambda r: read_milli(sysfs, r, "mV"), f"{base}/maximum_voltage"),
-                max_current_ma=c.get(lambda r: read_milli(sysfs, r, "mA"), f"{base}/maximum_current"),
-                max_power_mw=c.get(lambda r: read_milli(sysfs, r, "mW"), f"{base}/maximum_power"),
-            )
-        )
+        caps.append(_read_pdo(sysfs, f"{caps_dir}/{entry}", entry, c))
     pd_name = name or sysfs.link_name(rel) or rel.rsplit("/", 1)[-1]
     return PowerDelivery(name=pd_name, revision=revision, source_capabilities=caps, errors=c.errors)
 
