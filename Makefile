@@ -49,7 +49,10 @@ typecheck: $(STAMP)
 	ln -s $(CURDIR)/protos/probelink/__init__.py $(TYPECHECK_TREE)/probelink/__init__.py
 	ln -s $(CURDIR)/protos/probelink/v1 $(TYPECHECK_TREE)/probelink/v1
 	for d in agent server probes firmware_tools; do ln -s $(CURDIR)/$$d $(TYPECHECK_TREE)/probelink/$$d; done
-	cd $(TYPECHECK_TREE) && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p probelink
+	ln -s $(CURDIR)/tests $(TYPECHECK_TREE)/tests
+	ln -s $(CURDIR)/bench $(TYPECHECK_TREE)/bench
+	cd $(TYPECHECK_TREE) && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml probelink \
+		$$(cd $(CURDIR) && find tests bench -path tests/fixtures -prune -o -name '*.py' -print)
 
 .tools/node_modules/.bin/buf: .tools/package.json
 	cd .tools && npm ci --no-audit --no-fund --loglevel=error

@@ -40,8 +40,11 @@ app = typer.Typer(
 
 SysfsRootOpt = Annotated[
     Path | None,
-    typer.Option("--sysfs-root", help="Read a captured sysfs tree instead of this machine's.",
-                 file_okay=False),
+    typer.Option(
+        "--sysfs-root",
+        help="Read a captured sysfs tree instead of this machine's.",
+        file_okay=False,
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
@@ -59,7 +62,9 @@ def parse_limits(pairs: list[str]) -> dict[str, float]:
         try:
             limits[name.strip()] = float(value)
         except ValueError:
-            raise typer.BadParameter(f"{pair!r}: {value!r} is not a number", param_hint="--limit") from None
+            raise typer.BadParameter(
+                f"{pair!r}: {value!r} is not a number", param_hint="--limit"
+            ) from None
     return limits
 
 
@@ -100,13 +105,20 @@ class TerminalFrontEnd:
         self.console = console
         self.interactive = interactive
         self.progress = Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-            console=console, transient=True, disable=not console.is_terminal,
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            console=console,
+            transient=True,
+            disable=not console.is_terminal,
         )
         self.task = self.progress.add_task("checking", total=None)
 
     def hooks(self, telemetry_total: int) -> Hooks:
-        self.progress.update(self.task, total=telemetry_total, description="reading sensors and devices")
+        self.progress.update(
+            self.task, total=telemetry_total, description="reading sensors and devices"
+        )
 
         def telemetry_done(spec: object, results: list[probe_pb2.ProbeResult]) -> None:
             self.progress.advance(self.task)
@@ -126,7 +138,9 @@ class TerminalFrontEnd:
             return False
         self.progress.stop()
         try:
-            return Confirm.ask(f"[bold]{question}[/bold] Ready?", console=self.console, default=True)
+            return Confirm.ask(
+                f"[bold]{question}[/bold] Ready?", console=self.console, default=True
+            )
         except EOFError:
             return False
         finally:
@@ -136,27 +150,75 @@ class TerminalFrontEnd:
 @app.command()
 def check(
     json_out: JsonOpt = False,
-    out: Annotated[Path | None, typer.Option("--out", help="Write the serialized protobuf Report to FILE.",
-                                              dir_okay=False)] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the serialized protobuf Report to FILE.", dir_okay=False),
+    ] = None,
     sysfs_root: SysfsRootOpt = None,
-    psutil_snapshot: Annotated[Path | None, typer.Option(
-        "--psutil-snapshot", help="Folder of a captured psutil snapshot (default: psutil/ beside --sysfs-root).",
-        file_okay=False)] = None,
-    smartctl_json: Annotated[list[Path] | None, typer.Option(
-        "--smartctl-json", help="Judge captured `smartctl --json` output instead of running smartctl "
-        "(repeatable).", exists=True, dir_okay=False)] = None,
-    probe: Annotated[list[str] | None, typer.Option("--probe", help="Run only this probe (repeatable).")] = None,
-    routines: Annotated[bool, typer.Option("--routines", help="Also run the active routines.")] = False,
-    serial_port: Annotated[str | None, typer.Option("--serial-port", help="Port with a loopback plug, for the serial loopback routine.")] = None,
-    read_target: Annotated[Path | None, typer.Option("--read-target", help="File or device to read, for the storage read-speed routine.")] = None,
-    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Time budget of each telemetry probe, seconds.")] = 5.0,
-    show_skipped: Annotated[bool, typer.Option("--show-skipped/--hide-skipped", help="List checks that do not apply here.")] = True,
-    limit: Annotated[list[str] | None, typer.Option("--limit", help="Override a probe limit, e.g. battery.min_health_pct=75 (repeatable; see docs/probes.md).")] = None,
+    psutil_snapshot: Annotated[
+        Path | None,
+        typer.Option(
+            "--psutil-snapshot",
+            help="Folder of a captured psutil snapshot (default: psutil/ beside --sysfs-root).",
+            file_okay=False,
+        ),
+    ] = None,
+    smartctl_json: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--smartctl-json",
+            help="Judge captured `smartctl --json` output instead of running smartctl "
+            "(repeatable).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    probe: Annotated[
+        list[str] | None, typer.Option("--probe", help="Run only this probe (repeatable).")
+    ] = None,
+    routines: Annotated[
+        bool, typer.Option("--routines", help="Also run the active routines.")
+    ] = False,
+    serial_port: Annotated[
+        str | None,
+        typer.Option(
+            "--serial-port", help="Port with a loopback plug, for the serial loopback routine."
+        ),
+    ] = None,
+    read_target: Annotated[
+        Path | None,
+        typer.Option(
+            "--read-target", help="File or device to read, for the storage read-speed routine."
+        ),
+    ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", min=0.1, help="Time budget of each telemetry probe, seconds."),
+    ] = 5.0,
+    show_skipped: Annotated[
+        bool,
+        typer.Option("--show-skipped/--hide-skipped", help="List checks that do not apply here."),
+    ] = True,
+    limit: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--limit",
+            help="Override a probe limit, e.g. battery.min_health_pct=75 "
+            "(repeatable; see docs/probes.md).",
+        ),
+    ] = None,
 ) -> None:
     """Check this device's battery, storage, sensors, ports and system, and give a verdict."""
     console = Console(stderr=json_out)
-    ctx = _context(sysfs_root, psutil_snapshot, smartctl_json, timeout, serial_port, read_target,
-                   parse_limits(limit or []))
+    ctx = _context(
+        sysfs_root,
+        psutil_snapshot,
+        smartctl_json,
+        timeout,
+        serial_port,
+        read_target,
+        parse_limits(limit or []),
+    )
     plan = SelfCheckPlan(tuple(probe or ()), routines)
     try:
         telemetry, _ = plan.select()
@@ -192,14 +254,16 @@ def list_probes(json_out: JsonOpt = False, sysfs_root: SysfsRootOpt = None) -> N
     rows = []
     for spec in all_probes():
         reason = spec.unsupported_reason(ctx)
-        rows.append({
-            "name": spec.name,
-            "family": spec.family,
-            "kind": "routine" if spec.kind == ROUTINE else "telemetry",
-            "summary": spec.summary,
-            "supported": reason is None,
-            "reason": reason or "",
-        })
+        rows.append(
+            {
+                "name": spec.name,
+                "family": spec.family,
+                "kind": "routine" if spec.kind == ROUTINE else "telemetry",
+                "summary": spec.summary,
+                "supported": reason is None,
+                "reason": reason or "",
+            }
+        )
     if json_out:
         import json
 
@@ -222,7 +286,9 @@ def main() -> None:
     except SystemExit:
         raise
     except Exception as exc:  # the last line of defence: a calm message and exit 2
-        Console(stderr=True).print(f"[red]probelink-agent: internal error:[/red] {type(exc).__name__}: {exc}")
+        Console(stderr=True).print(
+            f"[red]probelink-agent: internal error:[/red] {type(exc).__name__}: {exc}"
+        )
         sys.exit(EXIT_USAGE)
 
 

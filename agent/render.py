@@ -43,8 +43,14 @@ def status_text(status: status_pb2.Status.ValueType) -> Text:
 
 
 def _family_table(title: str, results: Iterable[probe_pb2.ProbeResult]) -> Table:
-    table = Table(title=title, title_justify="left", title_style="bold", expand=True,
-                  show_edge=False, pad_edge=False)
+    table = Table(
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        expand=True,
+        show_edge=False,
+        pad_edge=False,
+    )
     table.add_column("status", width=6, no_wrap=True)
     table.add_column("check", ratio=2, overflow="fold")
     table.add_column("what was found", ratio=5, overflow="fold")
@@ -59,7 +65,9 @@ def _family_table(title: str, results: Iterable[probe_pb2.ProbeResult]) -> Table
     return table
 
 
-def render_report(console: Console, report: report_pb2.Report, *, show_skipped: bool = True) -> None:
+def render_report(
+    console: Console, report: report_pb2.Report, *, show_skipped: bool = True
+) -> None:
     by_family: dict[status_pb2.Category.ValueType, list[probe_pb2.ProbeResult]] = {}
     for r in report.results:
         if show_skipped or r.status != SKIP:
@@ -78,5 +86,10 @@ def render_verdict(console: Console, report: report_pb2.Report) -> None:
         f"{v.skipped} not applicable · {v.errored} could not run",
         style="dim",
     )
-    console.print(Panel(Group(Text(v.headline, style="bold"), Text(v.advice), counts),
-                        border_style=style, expand=False))
+    console.print(
+        Panel(
+            Group(Text(v.headline, style="bold"), Text(v.advice), counts),
+            border_style=style,
+            expand=False,
+        )
+    )

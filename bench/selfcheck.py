@@ -29,8 +29,9 @@ FIXTURE = REPO / "tests" / "fixtures" / "machines" / "laptop-worn-battery" / "sy
 def run_cold(argv: list[str]) -> tuple[float, float]:
     """(wall seconds, peak RSS MiB) of one child process."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     code = os.waitstatus_to_exitcode(status)
@@ -71,14 +72,20 @@ def main() -> None:
     result = {
         "runs": args.runs,
         "baseline_import_psutil": {"wall_ms": base[0] * 1e3, "peak_rss_mib": base[1]},
-        "check_this_machine": {"wall_ms": live[0] * 1e3, "peak_rss_mib": live[1],
-                               "wall_vs_baseline": live[0] / base[0],
-                               "probes_sum_ms": live_probes[0] * 1e3,
-                               "telemetry_wall_ms": live_probes[1] * 1e3},
-        "check_fixture_laptop": {"wall_ms": fixture[0] * 1e3, "peak_rss_mib": fixture[1],
-                                 "wall_vs_baseline": fixture[0] / base[0],
-                                 "probes_sum_ms": fixture_probes[0] * 1e3,
-                                 "telemetry_wall_ms": fixture_probes[1] * 1e3},
+        "check_this_machine": {
+            "wall_ms": live[0] * 1e3,
+            "peak_rss_mib": live[1],
+            "wall_vs_baseline": live[0] / base[0],
+            "probes_sum_ms": live_probes[0] * 1e3,
+            "telemetry_wall_ms": live_probes[1] * 1e3,
+        },
+        "check_fixture_laptop": {
+            "wall_ms": fixture[0] * 1e3,
+            "peak_rss_mib": fixture[1],
+            "wall_vs_baseline": fixture[0] / base[0],
+            "probes_sum_ms": fixture_probes[0] * 1e3,
+            "telemetry_wall_ms": fixture_probes[1] * 1e3,
+        },
     }
     out = REPO / "bench" / "results" / "selfcheck.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -92,11 +99,21 @@ def main() -> None:
     table = Table(title=f"self-check, median of {args.runs} runs")
     for col in ("what", "wall ms", "× import psutil", "peak RSS MiB", "probes' own ms (sum)"):
         table.add_column(col, justify="right" if col != "what" else "left")
-    table.add_row("python -c 'import psutil'", f"{base[0]*1e3:.0f}", "1.00", f"{base[1]:.1f}", "")
-    table.add_row("check, this machine", f"{live[0]*1e3:.0f}", f"{live[0]/base[0]:.2f}",
-                  f"{live[1]:.1f}", f"{live_probes[0]*1e3:.1f}")
-    table.add_row("check, captured laptop", f"{fixture[0]*1e3:.0f}", f"{fixture[0]/base[0]:.2f}",
-                  f"{fixture[1]:.1f}", f"{fixture_probes[0]*1e3:.1f}")
+    table.add_row("python -c 'import psutil'", f"{base[0] * 1e3:.0f}", "1.00", f"{base[1]:.1f}", "")
+    table.add_row(
+        "check, this machine",
+        f"{live[0] * 1e3:.0f}",
+        f"{live[0] / base[0]:.2f}",
+        f"{live[1]:.1f}",
+        f"{live_probes[0] * 1e3:.1f}",
+    )
+    table.add_row(
+        "check, captured laptop",
+        f"{fixture[0] * 1e3:.0f}",
+        f"{fixture[0] / base[0]:.2f}",
+        f"{fixture[1]:.1f}",
+        f"{fixture_probes[0] * 1e3:.1f}",
+    )
     Console().print(table)
 
 

@@ -41,7 +41,9 @@ class SubprocessRunner:
         self.path = path
 
     def which(self, program: str) -> str | None:
-        return shutil.which(program, path=self.path if self.path is not None else os.environ.get("PATH"))
+        return shutil.which(
+            program, path=self.path if self.path is not None else os.environ.get("PATH")
+        )
 
     def run(self, argv: list[str], timeout_s: float) -> CommandResult:
         exe = self.which(argv[0])
@@ -64,5 +66,8 @@ class SubprocessRunner:
         except OSError as exc:
             raise Unavailable(f"{argv[0]} could not be started: {exc.strerror}", argv[0]) from exc
         return CommandResult(
-            tuple(argv), proc.returncode, proc.stdout[:MAX_OUTPUT_BYTES], proc.stderr[:MAX_OUTPUT_BYTES]
+            tuple(argv),
+            proc.returncode,
+            proc.stdout[:MAX_OUTPUT_BYTES],
+            proc.stderr[:MAX_OUTPUT_BYTES],
         )

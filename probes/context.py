@@ -1,7 +1,7 @@
 """What a probe reads the machine through: every source behind an injectable root or seam.
 
     >>> ctx = ProbeContext.for_machine()                      # the live machine
-    >>> ctx = ProbeContext.for_machine(sysfs_root=Path("tests/fixtures/machines/laptop-worn-battery/sys"))
+    >>> ctx = ProbeContext.for_machine(Path("tests/fixtures/machines/laptop-worn-battery/sys"))
 
 A captured machine is a folder holding `sys/` and, optionally, `psutil/` (what
 psutil returned there, see `psutil_source`), `smartctl/*.json` (its drives' `smartctl

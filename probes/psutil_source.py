@@ -69,7 +69,9 @@ class PsutilSnapshot:
             try:
                 data[path.stem] = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
-                raise ParseError(f"psutil snapshot {path} could not be read: {exc}", str(path)) from exc
+                raise ParseError(
+                    f"psutil snapshot {path} could not be read: {exc}", str(path)
+                ) from exc
         return cls(data, str(folder))
 
     def _get(self, key: str) -> Any:
@@ -95,7 +97,10 @@ class PsutilSnapshot:
         return {k: _tuple("sdiskio", v) for k, v in self._get("disk_io_counters").items()}
 
     def sensors_temperatures(self) -> dict[str, list[Any]]:
-        return {k: [_tuple("shwtemp", e) for e in v] for k, v in self._get("sensors_temperatures").items()}
+        return {
+            k: [_tuple("shwtemp", e) for e in v]
+            for k, v in self._get("sensors_temperatures").items()
+        }
 
     def sensors_fans(self) -> dict[str, list[Any]]:
         return {k: [_tuple("sfan", e) for e in v] for k, v in self._get("sensors_fans").items()}
@@ -165,14 +170,17 @@ def capture(source: Any) -> dict[str, Any]:
         "sensors_battery": d(source.sensors_battery()),
         "disk_partitions": [d(p) for p in parts],
         "disk_usage": usage,
-        "disk_io_counters": {k: d(v) for k, v in (source.disk_io_counters(perdisk=True) or {}).items()},
-        "sensors_temperatures": {k: [d(e) for e in v] for k, v in source.sensors_temperatures().items()},
-        "sensors_fans": {k: [d(e) for e in v] for k, v in source.sensors_fans().items()},
-        "net_if_stats": {
-            k: {**d(v), "duplex": int(v.duplex)} for k, v in stats.items()
+        "disk_io_counters": {
+            k: d(v) for k, v in (source.disk_io_counters(perdisk=True) or {}).items()
         },
+        "sensors_temperatures": {
+            k: [d(e) for e in v] for k, v in source.sensors_temperatures().items()
+        },
+        "sensors_fans": {k: [d(e) for e in v] for k, v in source.sensors_fans().items()},
+        "net_if_stats": {k: {**d(v), "duplex": int(v.duplex)} for k, v in stats.items()},
         "net_if_addrs": {
-            k: [{**d(a), "family": int(a.family)} for a in v] for k, v in source.net_if_addrs().items()
+            k: [{**d(a), "family": int(a.family)} for a in v]
+            for k, v in source.net_if_addrs().items()
         },
         "net_io_counters": {k: d(v) for k, v in source.net_io_counters(pernic=True).items()},
         "cpu_count": {"logical": source.cpu_count(), "physical": source.cpu_count(logical=False)},

@@ -71,7 +71,11 @@ def register(spec: ProbeSpec) -> None:
 
 
 def telemetry(
-    name: str, category: status_pb2.Category.ValueType, summary: str, *, support: SupportFn | None = None
+    name: str,
+    category: status_pb2.Category.ValueType,
+    summary: str,
+    *,
+    support: SupportFn | None = None,
 ) -> Callable[[F], F]:
     """Register a telemetry probe: a passive snapshot that takes milliseconds."""
 

@@ -31,7 +31,9 @@ def check(code: str, status: StatusValue, message: str) -> probe_pb2.Check:
     return probe_pb2.Check(code=code, status=status, message=message)
 
 
-def worst(checks: Iterable[probe_pb2.Check | StatusValue], default: StatusValue = PASS) -> StatusValue:
+def worst(
+    checks: Iterable[probe_pb2.Check | StatusValue], default: StatusValue = PASS
+) -> StatusValue:
     """The worst hardware verdict among checks (or statuses); `default` when none judges."""
     found = default
     for item in checks:
@@ -80,5 +82,10 @@ def skipped(reason: str, subject: str = "") -> probe_pb2.ProbeResult:
 def errored(exc: SourceError, subject: str = "", **data: Any) -> probe_pb2.ProbeResult:
     """ERROR for one subject whose source failed; other subjects are judged as usual."""
     prefix = f"{subject}: " if subject else ""
-    return result(ERROR, f"{prefix}could not read: {exc.message}", subject=subject,
-                  error=exc.to_proto(), **data)
+    return result(
+        ERROR,
+        f"{prefix}could not read: {exc.message}",
+        subject=subject,
+        error=exc.to_proto(),
+        **data,
+    )

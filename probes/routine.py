@@ -97,8 +97,14 @@ def routine(
     def wrap(fn: F) -> F:
         register(
             ProbeSpec(
-                name, category, ROUTINE, summary, fn, support,
-                time_budget_s=time_budget_s, memory_budget_mib=memory_budget_mib,
+                name,
+                category,
+                ROUTINE,
+                summary,
+                fn,
+                support,
+                time_budget_s=time_budget_s,
+                memory_budget_mib=memory_budget_mib,
             )
         )
         return fn
@@ -138,18 +144,25 @@ class Tracker:
         )
 
     def ended(
-        self, outcome: routine_pb2.RoutineOutcome.ValueType, reason: str,
+        self,
+        outcome: routine_pb2.RoutineOutcome.ValueType,
+        reason: str,
         detail: RoutineDetail | None = None,
     ) -> routine_pb2.RoutineResult:
         result = routine_pb2.RoutineResult(
-            routine=self.name, outcome=outcome, reason=reason, percent=self.percent,
+            routine=self.name,
+            outcome=outcome,
+            reason=reason,
+            percent=self.percent,
             last_state=self.state,
         )
         set_detail(result, detail if detail is not None else self.partial)
         return result
 
 
-def execute(spec: ProbeSpec, ctx: ProbeContext, run: RoutineRun, tracker: Tracker) -> routine_pb2.RoutineResult:
+def execute(
+    spec: ProbeSpec, ctx: ProbeContext, run: RoutineRun, tracker: Tracker
+) -> routine_pb2.RoutineResult:
     """Run a routine body and map how it ended to an outcome."""
     try:
         reason = spec.unsupported_reason(ctx)
@@ -172,7 +185,11 @@ def execute(spec: ProbeSpec, ctx: ProbeContext, run: RoutineRun, tracker: Tracke
         )
     tracker.state = routine_pb2.ROUTINE_STATE_FINISHED
     tracker.percent = 100
-    outcome = routine_pb2.ROUTINE_OUTCOME_PASSED if finished.passed else routine_pb2.ROUTINE_OUTCOME_FAILED
+    outcome = (
+        routine_pb2.ROUTINE_OUTCOME_PASSED
+        if finished.passed
+        else routine_pb2.ROUTINE_OUTCOME_FAILED
+    )
     return tracker.ended(outcome, finished.reason, finished.detail)
 
 
@@ -198,7 +215,9 @@ class InlineRun:
     def ask(self, code: str, question: str) -> bool:
         self._check_cancel()
         inquiry = routine_pb2.RoutineInquiry(code=code, question=question)
-        self._on_update(self.tracker.update(routine_pb2.ROUTINE_STATE_WAITING, None, question, inquiry))
+        self._on_update(
+            self.tracker.update(routine_pb2.ROUTINE_STATE_WAITING, None, question, inquiry)
+        )
         answer = self._ask(code, question)
         self._check_cancel()
         self._on_update(self.tracker.update(routine_pb2.ROUTINE_STATE_RUNNING, None, "continuing"))
@@ -217,7 +236,8 @@ class InlineRun:
 
 
 def run_inline(
-    spec: ProbeSpec, ctx: ProbeContext,
+    spec: ProbeSpec,
+    ctx: ProbeContext,
     ask: Callable[[str, str], bool] | None = None,
     on_update: Callable[[routine_pb2.RoutineUpdate], None] = lambda u: None,
 ) -> routine_pb2.RoutineResult:

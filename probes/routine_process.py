@@ -9,7 +9,9 @@ watchdog, polling the pipe every ~20 ms:
 
 - progress goes to `on_update`; a question (an update WAITING with an inquiry) goes to
   `ask`, and its answer back to the child. The clock stops while a person is asked;
-- it samples the child's resident memory and kills it (SIGKILL) past its memory budget,
+- it samples the child's resident memory and kills it (SIGKILL) once it has grown past
+  its memory budget since the routine started (the interpreter's own size is not the
+  routine's doing),
   or once its running time is past its time budget: KILLED, with a reason naming the
   routine and why, the last percent and state, and the partial detail it kept;
 - Ctrl-C, or the caller's `cancel` event, asks the child to stop; one that does not stop
@@ -206,6 +208,9 @@ class _Watchdog:
         self.clock = _RunningClock()
         self.ctrl_c = _CtrlC()
         self.peak_rss_bytes = 0
+        # The child's resident size when the routine starts: the interpreter and the
+        # probe modules are not the routine's doing, so its budget counts growth past it.
+        self.baseline_rss_bytes: int | None = None
         self.spawned_at = 0.0
         self.pid = 0
         self.cancel_sent_at: float | None = None
@@ -311,6 +316,7 @@ class _Watchdog:
         kind = message[0]
         if kind == "started":
             self.clock.start()
+            self.baseline_rss_bytes = self._sample_memory()
         elif kind == "update":
             update = routine_pb2.RoutineUpdate.FromString(message[1])
             self.tracker.state = update.state
@@ -388,10 +394,11 @@ class _Watchdog:
             return None  # stopping: its budgets no longer matter
         rss = self._sample_memory()
         budget_mib = self.spec.memory_budget_mib
-        if budget_mib > 0 and rss > budget_mib * MIB:
+        grown = rss - self.baseline_rss_bytes if self.baseline_rss_bytes is not None else 0
+        if budget_mib > 0 and grown > budget_mib * MIB:
             return self._kill(
                 KILLED,
-                f"{self.spec.name} used {rss / MIB:.0f} MiB, over its memory budget of "
+                f"{self.spec.name} grew by {grown / MIB:.0f} MiB, over its memory budget of "
                 f"{budget_mib:g} MiB, and was killed {self._where()}",
                 probe_pb2.PROBE_ERROR_KIND_RESOURCE_LIMIT,
             )

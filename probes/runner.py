@@ -108,7 +108,9 @@ def run_telemetry(
 
     deadline = time.monotonic() + ctx.timeout_s
     for i, spec in enumerate(specs):
-        threading.Thread(target=work, args=(i, spec), name=f"probe:{spec.name}", daemon=True).start()
+        threading.Thread(
+            target=work, args=(i, spec), name=f"probe:{spec.name}", daemon=True
+        ).start()
     with done:
         while any(s is None for s in slots):
             left = deadline - time.monotonic()

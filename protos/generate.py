@@ -32,7 +32,9 @@ def generate(out: Path) -> None:
         "protoc-gen-mypy_grpc"
     )
     if not mypy_plugin or not mypy_grpc_plugin:
-        raise SystemExit("protoc-gen-mypy not found: install the dev extras (pip install -e '.[dev]')")
+        raise SystemExit(
+            "protoc-gen-mypy not found: install the dev extras (pip install -e '.[dev]')"
+        )
     args = [
         "grpc_tools.protoc",
         f"-I{HERE}",

@@ -19,8 +19,9 @@ AGENT = [sys.executable, "-m", "probelink.agent.cli"]
 
 
 def agent(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*AGENT, *args], capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [*AGENT, *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
 
 
 def test_check_on_this_machine_gives_valid_json_and_never_crashes() -> None:
@@ -33,8 +34,11 @@ def test_check_on_this_machine_gives_valid_json_and_never_crashes() -> None:
     # Every skip says why.
     assert all(r.get("evidence") for r in report["results"])
     # No probe crashed: an ERROR here would be a probe bug, not this VM's hardware.
-    internal = [r for r in report["results"]
-                if r.get("error", {}).get("kind") == "PROBE_ERROR_KIND_INTERNAL"]
+    internal = [
+        r
+        for r in report["results"]
+        if r.get("error", {}).get("kind") == "PROBE_ERROR_KIND_INTERNAL"
+    ]
     assert not internal, internal
 
 
@@ -52,8 +56,13 @@ def test_out_writes_a_protobuf_report(tmp_path: Path) -> None:
     proc = agent("check", "--sysfs-root", str(sys_root), "--out", str(out), "--json")
     report = report_pb2.Report.FromString(out.read_bytes())
     assert report.report_id == json.loads(proc.stdout)["report_id"]
-    assert {r.probe.split(".")[0] for r in report.results} >= {"battery", "storage", "sensors",
-                                                               "ports", "system"}
+    assert {r.probe.split(".")[0] for r in report.results} >= {
+        "battery",
+        "storage",
+        "sensors",
+        "ports",
+        "system",
+    }
 
 
 def test_exit_code_is_one_when_a_check_fails() -> None:
@@ -64,8 +73,14 @@ def test_exit_code_is_one_when_a_check_fails() -> None:
 
 
 def test_one_probe_only() -> None:
-    proc = agent("check", "--sysfs-root", str(MACHINES / "laptop-worn-battery" / "sys"),
-                 "--probe", "battery.power_supply", "--json")
+    proc = agent(
+        "check",
+        "--sysfs-root",
+        str(MACHINES / "laptop-worn-battery" / "sys"),
+        "--probe",
+        "battery.power_supply",
+        "--json",
+    )
     report = json.loads(proc.stdout)
     assert {r["probe"] for r in report["results"]} == {"battery.power_supply"}
 
@@ -93,8 +108,14 @@ def test_usage_errors_exit_2_with_a_clear_message(args: list[str], message: str)
 def test_limits_change_the_verdict() -> None:
     # The laptop's battery holds 62 % of its design capacity: a WARN under the default
     # limit of 80 %, a FAIL when the service centre's limit is 65 %.
-    args = ["check", "--sysfs-root", str(MACHINES / "laptop-worn-battery" / "sys"),
-            "--probe", "battery.power_supply", "--json"]
+    args = [
+        "check",
+        "--sysfs-root",
+        str(MACHINES / "laptop-worn-battery" / "sys"),
+        "--probe",
+        "battery.power_supply",
+        "--json",
+    ]
     default = json.loads(agent(*args).stdout)
     strict = agent(*args, "--limit", "battery.fail_health_pct=65")
     assert default["results"][0]["status"] == "STATUS_WARN"
@@ -107,8 +128,13 @@ def test_probes_lists_every_probe_with_a_reason() -> None:
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
     names = {r["name"] for r in rows}
-    assert {"battery.power_supply", "storage.smart", "sensors.fans", "ports.usb",
-            "system.cpu"} <= names
+    assert {
+        "battery.power_supply",
+        "storage.smart",
+        "sensors.fans",
+        "ports.usb",
+        "system.cpu",
+    } <= names
     assert {r["kind"] for r in rows} == {"telemetry", "routine"}
     assert all(r["supported"] or r["reason"] for r in rows)
 
@@ -119,15 +145,29 @@ def test_ctrl_c_during_a_routine_keeps_the_partial_report(tmp_path: Path) -> Non
     # whole window; Ctrl-C in the middle must stop it cleanly and keep what ran.
     out = tmp_path / "partial.pb"
     proc = subprocess.Popen(
-        [*AGENT, "check", "--sysfs-root", str(MACHINES / "laptop-worn-battery" / "sys"),
-         "--probe", "system.cpu", "--probe", "battery.discharge_rate", "--out", str(out), "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+        [
+            *AGENT,
+            "check",
+            "--sysfs-root",
+            str(MACHINES / "laptop-worn-battery" / "sys"),
+            "--probe",
+            "system.cpu",
+            "--probe",
+            "battery.discharge_rate",
+            "--out",
+            str(out),
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
     time.sleep(3)
     # A terminal's Ctrl-C reaches the whole foreground process group.
     os.killpg(proc.pid, signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=30)
+    _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 130, stderr
     report = report_pb2.Report.FromString(out.read_bytes())
     by_probe = {r.probe: r for r in report.results}

@@ -21,7 +21,8 @@ def test_capturing_a_machine_round_trips(machine: str, tmp_path: Path) -> None:
     copy = tmp_path / machine
     subprocess.run(
         [sys.executable, str(CAPTURE), str(copy), "--sysfs", str(src / "sys"), "--keep-serials"],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     # Only sys/ goes through the capture tool here; the rest is taken as it is.
     for extra in ("psutil", "smartctl", "etc", "proc", "dev"):
@@ -32,8 +33,15 @@ def test_capturing_a_machine_round_trips(machine: str, tmp_path: Path) -> None:
 
 def test_serials_are_replaced_unless_kept(tmp_path: Path) -> None:
     src = MACHINES / "laptop-worn-battery" / "sys"
-    subprocess.run([sys.executable, str(CAPTURE), str(tmp_path / "m"), "--sysfs", str(src)],
-                   check=True, capture_output=True)
-    serials = [p for p in (tmp_path / "m" / "sys").rglob("serial*") if p.is_file() and p.read_text().strip()]
+    subprocess.run(
+        [sys.executable, str(CAPTURE), str(tmp_path / "m"), "--sysfs", str(src)],
+        check=True,
+        capture_output=True,
+    )
+    serials = [
+        p
+        for p in (tmp_path / "m" / "sys").rglob("serial*")
+        if p.is_file() and p.read_text().strip()
+    ]
     assert serials, "the laptop fixture has serial numbers to replace"
     assert {p.read_text() for p in serials} == {"CAPTURED-SERIAL\n"}

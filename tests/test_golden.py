@@ -48,10 +48,15 @@ def test_report_matches_golden(machine: str, update_golden: bool) -> None:
         return
     assert path.exists(), f"no golden file for {machine}: run with --update-golden"
     want = path.read_text(encoding="utf-8")
-    assert got == want, f"{machine}: report differs from {path} (rerun with --update-golden and review the diff)"
+    assert got == want, (
+        f"{machine}: report differs from {path} (rerun with --update-golden and review the diff)"
+    )
 
 
 def test_every_machine_is_captured_with_sysfs() -> None:
     assert set(MACHINE_NAMES) >= {
-        "laptop-worn-battery", "phone-charge-units", "desktop-no-battery", "board-iio-typec",
+        "laptop-worn-battery",
+        "phone-charge-units",
+        "desktop-no-battery",
+        "board-iio-typec",
     }

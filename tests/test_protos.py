@@ -25,16 +25,30 @@ from probelink.v1 import (
 
 REPO = Path(__file__).resolve().parent.parent
 V1 = REPO / "protos" / "probelink" / "v1"
-MODULES = [battery_pb2, options_pb2, ports_pb2, probe_pb2, report_pb2, routine_pb2,
-           sensors_pb2, status_pb2, storage_pb2, system_pb2]
+MODULES = [
+    battery_pb2,
+    options_pb2,
+    ports_pb2,
+    probe_pb2,
+    report_pb2,
+    routine_pb2,
+    sensors_pb2,
+    status_pb2,
+    storage_pb2,
+    system_pb2,
+]
 
 
 def test_committed_code_equals_a_fresh_generation(tmp_path: Path) -> None:
-    subprocess.run([sys.executable, str(REPO / "protos" / "generate.py"), "--out", str(tmp_path)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(REPO / "protos" / "generate.py"), "--out", str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
     fresh = {p.name: p.read_bytes() for p in (tmp_path / "probelink" / "v1").iterdir()}
     committed = {
-        p.name: p.read_bytes() for p in V1.iterdir()
+        p.name: p.read_bytes()
+        for p in V1.iterdir()
         if p.name.endswith(("_pb2.py", "_pb2_grpc.py", "_pb2.pyi", "_pb2_grpc.pyi"))
     }
     assert sorted(fresh) == sorted(committed), "generated files differ: run `make protos`"
@@ -96,14 +110,20 @@ def test_personal_fields_are_marked_by_the_contract() -> None:
 
 def test_probe_result_carries_every_family_message() -> None:
     oneof = probe_pb2.ProbeResult.DESCRIPTOR.oneofs_by_name["data"]
-    carried = {f.message_type.full_name for f in oneof.fields}
+    carried = {f.message_type.full_name for f in oneof.fields if f.message_type is not None}
     families = {
-        d.full_name for m in (battery_pb2, storage_pb2, sensors_pb2, ports_pb2, system_pb2)
+        d.full_name
+        for m in (battery_pb2, storage_pb2, sensors_pb2, ports_pb2, system_pb2)
         for d in m.DESCRIPTOR.message_types_by_name.values()
     }
     # Parts of a family message (a PD capability, a trip point) travel inside it.
-    parts = {"probelink.v1.PdSourceCapability", "probelink.v1.TypecPartner",
-             "probelink.v1.TypecCable", "probelink.v1.TripPoint", "probelink.v1.IioChannel"}
+    parts = {
+        "probelink.v1.PdSourceCapability",
+        "probelink.v1.TypecPartner",
+        "probelink.v1.TypecCable",
+        "probelink.v1.TripPoint",
+        "probelink.v1.IioChannel",
+    }
     assert families - parts <= carried
     assert "probelink.v1.RoutineResult" in carried
 
@@ -112,11 +132,15 @@ def test_a_report_round_trips_with_typed_data() -> None:
     report = report_pb2.Report(
         report_id="6f0c6c1e-7d39-4b7e-9f0e-2f5a3c8b9d10",
         kind=report_pb2.REPORT_KIND_SELF_CHECK,
-        results=[probe_pb2.ProbeResult(
-            probe="battery.power_supply", category=status_pb2.CATEGORY_BATTERY,
-            status=status_pb2.STATUS_WARN, subject="BAT0",
-            battery=battery_pb2.BatteryInfo(name="BAT0", health_pct=62.0),
-        )],
+        results=[
+            probe_pb2.ProbeResult(
+                probe="battery.power_supply",
+                category=status_pb2.CATEGORY_BATTERY,
+                status=status_pb2.STATUS_WARN,
+                subject="BAT0",
+                battery=battery_pb2.BatteryInfo(name="BAT0", health_pct=62.0),
+            )
+        ],
     )
     back = report_pb2.Report.FromString(report.SerializeToString())
     assert back == report

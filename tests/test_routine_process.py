@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import pytest
 from google.protobuf import json_format
+
 from probelink.probes import registry
 from probelink.probes.context import LIVE_SYSFS, ProbeContext
 from probelink.probes.psutil_source import PsutilSnapshot
@@ -327,7 +328,7 @@ def test_a_routine_that_keeps_growing_is_killed_for_memory(
     assert r.status == ERROR
     assert r.routine.outcome == routine_pb2.ROUTINE_OUTCOME_KILLED
     assert r.error.kind == K.PROBE_ERROR_KIND_RESOURCE_LIMIT
-    # Usually the watchdog's RSS sampling catches it ("used 58 MiB, over ..."); on a
+    # Usually the watchdog's RSS sampling catches it ("grew by 52 MiB, over ..."); on a
     # machine too busy to sample in time, the address-space cap refuses the allocation.
     assert r.evidence.startswith("selftest.grows_slowly ")
     assert "its memory budget of 50 MiB" in r.evidence
@@ -355,7 +356,7 @@ def test_an_allocation_too_fast_to_sample_is_refused_by_the_cap(
         percent=10,
         last_state=RUNNING,
     )
-    assert r.routine.peak_rss_bytes < 50 * MIB  # refused before it was ever resident
+    assert r.routine.peak_rss_bytes < 300 * MIB  # refused before it was ever resident
 
 
 # --- cancelling and dying -------------------------------------------------------------------

@@ -55,7 +55,8 @@ def test_source_errors_keep_their_kind(tmp_path: Path) -> None:
     assert r.status == ERROR
     assert r.error == probe_pb2.ProbeError(
         kind=probe_pb2.PROBE_ERROR_KIND_FILE_READ,
-        message="reading x failed: EIO (Input/output error)", source="class/hwmon/x",
+        message="reading x failed: EIO (Input/output error)",
+        source="class/hwmon/x",
     )
     [r] = run_one(spec("sensors.missing", missing), ctx(tmp_path))
     assert r.error.kind == probe_pb2.PROBE_ERROR_KIND_MISSING_UTILITY
@@ -87,8 +88,10 @@ def test_a_hanging_probe_is_abandoned_and_the_others_report(tmp_path: Path) -> N
         return [result(PASS, "quick")]
 
     try:
-        out = run_telemetry([spec("sensors.hangs", hangs), spec("sensors.quick", quick)],
-                            ctx(tmp_path, timeout_s=0.3))
+        out = run_telemetry(
+            [spec("sensors.hangs", hangs), spec("sensors.quick", quick)],
+            ctx(tmp_path, timeout_s=0.3),
+        )
     finally:
         release.set()
     assert [(r.probe, r.status) for r in out] == [("sensors.hangs", ERROR), ("sensors.quick", PASS)]

@@ -28,21 +28,24 @@ def failing(paths: dict[str, list[int]]) -> Callable[[Path], bytes]:
 
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
-    return write_tree(tmp_path / "sys", {
-        "class/power_supply/BAT0": Link("../../devices/platform/bat/power_supply/BAT0"),
-        "devices/platform/bat/power_supply/BAT0/type": "Battery\n",
-        "devices/platform/bat/power_supply/BAT0/energy_full": "41000000",  # no newline
-        "devices/platform/bat/power_supply/BAT0/model_name": "5B10W13975  \n",
-        "devices/platform/bat/power_supply/BAT0/manufacturer": b"\xffSMP\n",
-        "devices/platform/bat/power_supply/BAT0/empty": "",
-        "devices/platform/bat/power_supply/BAT0/cycle_count": "lots\n",
-        "devices/usb1/speed": "1.5\n",
-        "devices/usb1/version": " 2.00\n",
-        "devices/typec/data_role": "host [device]\n",
-        "class/hwmon/hwmon9": Link("../../devices/gone/hwmon9"),
-        "class/hwmon/escape": Link("/etc"),
-        "class/thermal": Dir(),
-    })
+    return write_tree(
+        tmp_path / "sys",
+        {
+            "class/power_supply/BAT0": Link("../../devices/platform/bat/power_supply/BAT0"),
+            "devices/platform/bat/power_supply/BAT0/type": "Battery\n",
+            "devices/platform/bat/power_supply/BAT0/energy_full": "41000000",  # no newline
+            "devices/platform/bat/power_supply/BAT0/model_name": "5B10W13975  \n",
+            "devices/platform/bat/power_supply/BAT0/manufacturer": b"\xffSMP\n",
+            "devices/platform/bat/power_supply/BAT0/empty": "",
+            "devices/platform/bat/power_supply/BAT0/cycle_count": "lots\n",
+            "devices/usb1/speed": "1.5\n",
+            "devices/usb1/version": " 2.00\n",
+            "devices/typec/data_role": "host [device]\n",
+            "class/hwmon/hwmon9": Link("../../devices/gone/hwmon9"),
+            "class/hwmon/escape": Link("/etc"),
+            "class/thermal": Dir(),
+        },
+    )
 
 
 def test_values_are_stripped_and_decoded(tree: Path) -> None:

@@ -24,6 +24,7 @@ from probelink.probes.sysread import SysfsRoot
 
 T = TypeVar("T")
 
+
 def proc_root(ctx: ProbeContext) -> SysfsRoot:
     """The procfs of the machine `ctx` describes, behind the hardened reader."""
     return ctx.procfs

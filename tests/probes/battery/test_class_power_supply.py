@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from probelink.probes.readers.class_power_supply import (
     PowerSupply,
     SupplyError,
@@ -16,7 +17,6 @@ from probelink.probes.readers.class_power_supply import (
     system_battery,
 )
 from probelink.probes.sysread import SysfsRoot
-
 from tests.conftest import MACHINES
 from tests.treebuilder import Dir, Link, write_tree
 

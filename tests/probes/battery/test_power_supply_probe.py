@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from probelink.probes.context import ProbeContext
 from probelink.probes.psutil_source import PsutilSnapshot
 from probelink.probes.registry import get
 from probelink.probes.runner import run_one
 from probelink.probes.sysread import SysfsRoot
 from probelink.v1 import battery_pb2, probe_pb2, status_pb2
-
 from tests.conftest import MACHINES
 from tests.treebuilder import Link, write_tree
 

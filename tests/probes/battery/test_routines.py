@@ -12,11 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from probelink.probes.context import ProbeContext
 from probelink.probes.registry import get
 from probelink.probes.routine import run_inline
 from probelink.v1 import routine_pb2
-
 from tests.conftest import MACHINES
 from tests.treebuilder import Link, write_tree
 

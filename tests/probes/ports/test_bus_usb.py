@@ -6,9 +6,9 @@ import errno
 from pathlib import Path
 
 import pytest
+
 from probelink.probes.readers.bus_usb import ReadProblem, UsbDevice, port_dir, read_usb_devices
 from probelink.probes.sysread import SysfsRoot
-
 from tests.conftest import MACHINES
 from tests.treebuilder import Dir, Link, write_tree
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from probelink.probes.context import ProbeContext
 from probelink.probes.errors import Unsupported
 from probelink.probes.ports.network_links import network_links
@@ -15,7 +16,6 @@ from probelink.probes.results import PASS, WARN, check
 from probelink.probes.runner import run_one
 from probelink.probes.sysread import SysfsRoot
 from probelink.v1 import ports_pb2, probe_pb2
-
 from tests.conftest import MACHINES
 from tests.treebuilder import Dir, write_tree
 

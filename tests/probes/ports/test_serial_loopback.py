@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from probelink.probes.context import ProbeContext
 from probelink.probes.registry import get
 from probelink.probes.routine import InlineRun, Tracker, execute, run_inline

@@ -8,6 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from serial.tools import list_ports, list_ports_common
+
 from probelink.probes.context import ProbeContext
 from probelink.probes.errors import Unsupported
 from probelink.probes.ports.serial_ports import serial_ports
@@ -17,8 +19,6 @@ from probelink.probes.results import ERROR, PASS
 from probelink.probes.runner import run_one
 from probelink.probes.sysread import SysfsRoot
 from probelink.v1 import ports_pb2
-from serial.tools import list_ports, list_ports_common
-
 from tests.conftest import MACHINES
 
 BOARD = MACHINES / "board-iio-typec" / "sys"

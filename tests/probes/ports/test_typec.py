@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from probelink.probes.context import ProbeContext
 from probelink.probes.ports.typec_ports import charger_offer_w, typec_ports
 from probelink.probes.readers.bus_usb import ReadProblem
@@ -26,7 +27,6 @@ from probelink.probes.results import ERROR, PASS, WARN, check
 from probelink.probes.runner import run_one
 from probelink.probes.sysread import SysfsRoot
 from probelink.v1 import ports_pb2, probe_pb2
-
 from tests.conftest import MACHINES
 from tests.treebuilder import Link, write_tree
 

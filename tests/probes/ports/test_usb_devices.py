@@ -6,6 +6,7 @@ import errno
 from pathlib import Path
 
 import pytest
+
 from probelink.probes.context import ProbeContext
 from probelink.probes.errors import Unsupported
 from probelink.probes.ports.usb_devices import capable_speed_mbps, usb_devices
@@ -14,7 +15,6 @@ from probelink.probes.results import ERROR, PASS, WARN, check
 from probelink.probes.runner import run_one
 from probelink.probes.sysread import SysfsRoot
 from probelink.v1 import ports_pb2, probe_pb2
-
 from tests.conftest import MACHINES
 from tests.treebuilder import Dir, Link, write_tree
 

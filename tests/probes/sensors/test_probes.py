@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from probelink.probes import registry, runner
 from probelink.probes.context import LIVE_SYSFS, ProbeContext
 from probelink.probes.psutil_source import PsutilSnapshot
@@ -20,7 +21,6 @@ from probelink.probes.sensors.thermal_zones import thermal_zones
 from probelink.probes.sysread import SysfsRoot
 from probelink.v1 import probe_pb2, sensors_pb2
 from probelink.v1.probe_pb2 import Check, Fact, ProbeResult
-
 from tests.conftest import MACHINES
 from tests.treebuilder import Link, write_tree
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from probelink.probes.readers.bus_iio import IioChannel, IioDevice, read_iio_devices
 from probelink.probes.readers.class_hwmon import (
     HwmonChip,
@@ -25,7 +26,6 @@ from probelink.probes.readers.class_thermal import (
     read_thermal_zones,
 )
 from probelink.probes.sysread import SysfsRoot
-
 from tests.treebuilder import Dir, Link, write_tree
 
 HW = "devices/platform/chip.0/hwmon/hwmon0"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from probelink.probes.readers.bus_iio import IioChannel, IioDevice, read_iio_devices
 from probelink.probes.readers.class_hwmon import (
     HwmonChip,
@@ -19,7 +20,6 @@ from probelink.probes.readers.class_thermal import (
     read_thermal_zones,
 )
 from probelink.probes.sysread import SysfsRoot
-
 from tests.conftest import MACHINES
 
 

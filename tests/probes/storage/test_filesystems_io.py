@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from probelink.probes import registry
 from probelink.probes.context import ProbeContext
 from probelink.probes.psutil_source import PsutilSnapshot
@@ -12,7 +13,6 @@ from probelink.probes.runner import run_one
 from probelink.probes.sysread import SysfsRoot
 from probelink.v1 import probe_pb2, storage_pb2
 from probelink.v1.status_pb2 import STATUS_ERROR, STATUS_FAIL, STATUS_PASS, STATUS_SKIP, STATUS_WARN
-
 from tests.conftest import MACHINES
 
 FILESYSTEMS = registry.get("storage.filesystems")

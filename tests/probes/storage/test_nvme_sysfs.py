@@ -17,7 +17,6 @@ from probelink.probes.runner import run_one
 from probelink.probes.sysread import SysfsRoot
 from probelink.v1 import probe_pb2, storage_pb2
 from probelink.v1.status_pb2 import STATUS_ERROR, STATUS_PASS, STATUS_SKIP, STATUS_WARN
-
 from tests.conftest import MACHINES
 from tests.treebuilder import Link, write_tree
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from probelink.probes import registry
 from probelink.probes.context import ProbeContext
 from probelink.probes.routine import InlineRun, Tracker, execute, run_inline

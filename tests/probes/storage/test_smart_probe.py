@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+
 from probelink.probes import registry
 from probelink.probes.commands import SubprocessRunner
 from probelink.probes.context import LIVE_SYSFS, ProbeContext
@@ -28,7 +29,6 @@ from probelink.v1.status_pb2 import (
     STATUS_SKIP,
     STATUS_WARN,
 )
-
 from tests.conftest import MACHINES, SMARTCTL
 
 SPEC = registry.get("storage.smart")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from probelink.probes.errors import ParseError
 from probelink.probes.readers.smartctl import (
     AtaAttribute,
@@ -27,7 +28,6 @@ from probelink.probes.readers.smartctl import (
     parse_report,
     parse_scan,
 )
-
 from tests.conftest import SMARTCTL
 
 

@@ -6,6 +6,7 @@ import errno
 from pathlib import Path
 
 import pytest
+
 from probelink.probes.readers.class_dmi import (
     DmiRecord,
     chassis_type_name,
@@ -13,7 +14,6 @@ from probelink.probes.readers.class_dmi import (
     read_dmi,
 )
 from probelink.probes.sysread import SysfsRoot
-
 from tests.conftest import MACHINES
 from tests.treebuilder import Link, write_tree
 

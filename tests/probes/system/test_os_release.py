@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from probelink.probes.readers.os_release import OsRelease, parse_os_release, read_os_release
 
+from probelink.probes.readers.os_release import OsRelease, parse_os_release, read_os_release
 from tests.conftest import MACHINES
 from tests.treebuilder import Link, write_tree
 

@@ -6,6 +6,7 @@ import errno
 from pathlib import Path
 
 import pytest
+
 from probelink.probes.context import LIVE_PROCFS, ProbeContext
 from probelink.probes.readers.proc_cpuinfo import (
     CpuinfoRecord,
@@ -14,7 +15,6 @@ from probelink.probes.readers.proc_cpuinfo import (
 )
 from probelink.probes.readers.proc_sys_kernel import KernelRecord, read_kernel
 from probelink.probes.sysread import SysfsRoot
-
 from tests.conftest import MACHINES
 from tests.treebuilder import write_tree
 

@@ -7,13 +7,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from probelink.probes import registry
 from probelink.probes.context import ProbeContext
 from probelink.probes.results import ERROR, PASS, SKIP, WARN, check, fact, result
 from probelink.probes.runner import run_one
 from probelink.probes.system.identity import device_identity
 from probelink.v1 import probe_pb2, report_pb2, system_pb2
-
 from tests.conftest import MACHINES
 
 SYSTEM_PROBES = ("system.cpu", "system.dmi", "system.memory", "system.os")
