@@ -14,8 +14,10 @@ circuit is at fault. Nobody to plug it in is "could not run", never a verdict.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from probelink.probes.context import ProbeContext
-from probelink.probes.errors import AttributeReadError, Unsupported
+from probelink.probes.errors import Unsupported
 from probelink.probes.readers.class_power_supply import (
     PowerSupply,
     read_power_supplies,
@@ -71,7 +73,7 @@ def charge_detection(ctx: ProbeContext, run: RoutineRun) -> Finished:
         if now.status is None and now.errors:
             # An unreadable status is "could not run", never "did not charge".
             e = now.errors[0]
-            raise AttributeReadError(f"{battery.name}: {e.message}", e.attribute)
+            raise replace(e, message=f"{battery.name}: {e.message}").to_error()
         after = now.status or "unknown"
         detail = routine_pb2.ChargeDetectionDetail(
             battery=battery.name,

@@ -25,10 +25,10 @@ Sysfs is re-read at every step, so a charger plugged back in mid-way ends the ro
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from probelink.probes.context import ProbeContext
-from probelink.probes.errors import AttributeReadError, Unsupported
+from probelink.probes.errors import Unsupported
 from probelink.probes.readers.class_power_supply import PowerSupply, read_supply, system_battery
 from probelink.probes.registry import BATTERY
 from probelink.probes.routine import Finished, RoutineRun, routine
@@ -94,7 +94,7 @@ def _reread(ctx: ProbeContext, name: str) -> PowerSupply:
     if s.errors:
         # Could not run, not a verdict: the execute() boundary makes this RUNTIME_ERROR.
         e = s.errors[0]
-        raise AttributeReadError(f"{name} could not be read: {e.message}", e.attribute)
+        raise replace(e, message=f"{name} could not be read: {e.message}").to_error()
     return s
 
 

@@ -29,12 +29,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from probelink.probes.context import ProbeContext
-from probelink.probes.errors import AttributeReadError, ParseError, SourceError, Unsupported
-from probelink.probes.readers.class_power_supply import (
-    PowerSupply,
-    SupplyError,
-    read_power_supplies,
-)
+from probelink.probes.errors import AttributeReadError, Unsupported
+from probelink.probes.readers.class_power_supply import PowerSupply, read_power_supplies
+from probelink.probes.readers.problems import first_error
 from probelink.probes.registry import BATTERY, telemetry
 from probelink.probes.results import (
     FAIL,
@@ -278,20 +275,13 @@ def _evidence(s: PowerSupply, info: battery_pb2.BatteryInfo) -> str:
     return f"{_label(s)}: " + ", ".join(parts)
 
 
-def _first_error(errors: tuple[SupplyError, ...]) -> SourceError:
-    e = errors[0]
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    cls = ParseError if e.kind == "parse" else AttributeReadError
-    return cls(e.message + more, e.attribute)
-
-
 def _system_battery(
     ctx: ProbeContext, s: PowerSupply, adapters: list[probe_pb2.Fact]
 ) -> probe_pb2.ProbeResult:
     info = battery_info(s)
     if s.errors:
         # A number we could not read could hide a fault or invent one: do not judge.
-        return errored(_first_error(s.errors), subject=s.name, battery=info)
+        return errored(first_error(s.errors), subject=s.name, battery=info)
     checks, facts = _judge(ctx, s)
     return result(
         worst(checks),
@@ -306,7 +296,7 @@ def _system_battery(
 def _peripheral_battery(s: PowerSupply) -> probe_pb2.ProbeResult:
     info = battery_info(s)
     if s.errors:
-        return errored(_first_error(s.errors), subject=s.name, battery=info)
+        return errored(first_error(s.errors), subject=s.name, battery=info)
     charge = f" at {s.capacity_pct} %" if s.capacity_pct is not None else ""
     model = f" ({s.model_name})" if s.model_name else ""
     return result(
@@ -362,7 +352,7 @@ def power_supply(ctx: ProbeContext) -> list[probe_pb2.ProbeResult]:
     results = [_system_battery(ctx, s, adapters) for s in supplies if s.is_system_battery]
     # A supply whose type could not be read may be a battery: say so rather than drop it.
     results += [
-        errored(_first_error(s.errors), subject=s.name)
+        errored(first_error(s.errors), subject=s.name)
         for s in supplies
         if s.type is None and s.errors
     ]

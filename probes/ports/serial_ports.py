@@ -22,8 +22,8 @@ from typing import Any
 
 from probelink.probes.context import ProbeContext
 from probelink.probes.errors import Unsupported
-from probelink.probes.readers.bus_usb import as_source_error
 from probelink.probes.readers.class_tty import SerialPortInfo, read_serial_ports
+from probelink.probes.readers.problems import first_error
 from probelink.probes.registry import PORTS, telemetry
 from probelink.probes.results import PASS, errored, fact, result
 from probelink.v1 import ports_pb2, probe_pb2
@@ -33,12 +33,17 @@ def _natural(text: str) -> list[Any]:
     return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text) if p]
 
 
+def _known(text: str | None) -> str:
+    """pyserial's "n/a" (nothing known) as the contract's absent empty string."""
+    return "" if not text or text == "n/a" else text
+
+
 def from_sysfs(info: SerialPortInfo) -> ports_pb2.SerialPort:
     """The contract's SerialPort from a port read out of sysfs (a captured machine)."""
     return ports_pb2.SerialPort(
         device=f"/dev/{info.name}",
-        description=info.description,
-        hwid=info.hwid,
+        description=_known(info.description),
+        hwid=_known(info.hwid),
         vendor_id=(info.vendor_id or "").lower(),
         product_id=(info.product_id or "").lower(),
         manufacturer=info.manufacturer or "",
@@ -51,8 +56,8 @@ def from_pyserial(info: Any) -> ports_pb2.SerialPort:
     """The contract's SerialPort from a pyserial ListPortInfo."""
     return ports_pb2.SerialPort(
         device=info.device,
-        description=info.description or "",
-        hwid=info.hwid or "",
+        description=_known(info.description),
+        hwid=_known(info.hwid),
         vendor_id=f"{info.vid:04x}" if info.vid is not None else "",
         product_id=f"{info.pid:04x}" if info.pid is not None else "",
         manufacturer=info.manufacturer or "",
@@ -64,9 +69,10 @@ def from_pyserial(info: Any) -> ports_pb2.SerialPort:
 def _judged(port: ports_pb2.SerialPort) -> probe_pb2.ProbeResult:
     subject = port.device.rsplit("/", 1)[-1]
     facts = [fact("description", port.description), fact("hwid", port.hwid)]
+    what = port.description or "no description reported"
     return result(
         PASS,
-        f"{port.device}: {port.description} ({port.hwid})",
+        f"{port.device}: {what}" + (f" ({port.hwid})" if port.hwid else ""),
         subject=subject,
         facts=facts,
         serial_port=port,
@@ -92,7 +98,7 @@ def serial_ports(ctx: ProbeContext) -> Iterable[probe_pb2.ProbeResult]:
         for port in sorted(read_serial_ports(ctx.sysfs), key=lambda p: _natural(p.name)):
             data = from_sysfs(port)
             if port.errors:
-                results.append(errored(as_source_error(port.errors), port.name, serial_port=data))
+                results.append(errored(first_error(port.errors), port.name, serial_port=data))
             else:
                 results.append(_judged(data))
     if not results:

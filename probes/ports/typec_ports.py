@@ -17,7 +17,6 @@ from collections.abc import Iterable
 
 from probelink.probes.context import ProbeContext
 from probelink.probes.errors import Unsupported
-from probelink.probes.readers.bus_usb import ReadProblem, as_source_error
 from probelink.probes.readers.class_typec import (
     CLASS_DIR,
     TypecCable,
@@ -26,6 +25,7 @@ from probelink.probes.readers.class_typec import (
     read_typec_ports,
 )
 from probelink.probes.readers.class_usb_power_delivery import PowerDataObject
+from probelink.probes.readers.problems import ReadProblem, first_error
 from probelink.probes.registry import PORTS, telemetry
 from probelink.probes.results import PASS, WARN, check, errored, fact, measurement, result, worst
 from probelink.v1 import ports_pb2, probe_pb2
@@ -120,7 +120,7 @@ def judge(port: TypecPort, min_charger_w: float) -> probe_pb2.ProbeResult:
     data = to_proto(port)
     problems = _problems(port)
     if problems:
-        return errored(as_source_error(problems), port.name, typec_port=data)
+        return errored(first_error(problems), port.name, typec_port=data)
     facts = [
         fact(name, value)
         for name, value in (

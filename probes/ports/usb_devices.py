@@ -26,12 +26,8 @@ from collections.abc import Iterable
 
 from probelink.probes.context import ProbeContext
 from probelink.probes.errors import Unsupported
-from probelink.probes.readers.bus_usb import (
-    DEVICES_DIR,
-    UsbDevice,
-    as_source_error,
-    read_usb_devices,
-)
+from probelink.probes.readers.bus_usb import DEVICES_DIR, UsbDevice, read_usb_devices
+from probelink.probes.readers.problems import first_error
 from probelink.probes.registry import PORTS, telemetry
 from probelink.probes.results import PASS, WARN, check, errored, fact, measurement, result, worst
 from probelink.v1 import ports_pb2, probe_pb2
@@ -143,7 +139,7 @@ def judge(d: UsbDevice, by_id: dict[str, UsbDevice], host_has_usb3: bool) -> pro
     """One device's result; pure, so tests can judge a hand-built record."""
     data = to_proto(d)
     if d.errors:
-        return errored(as_source_error(d.errors), d.bus_id, usb_device=data)
+        return errored(first_error(d.errors), d.bus_id, usb_device=data)
     facts = [fact("role", "root hub" if d.is_root_hub else ("hub" if d.max_child else "device"))]
     if d.port_has_usb3_peer is not None:
         facts.append(fact("port", "USB 3 capable" if d.port_has_usb3_peer else "USB 2 only"))

@@ -20,7 +20,7 @@ Following Documentation/ABI/testing/sysfs-bus-iio:
   The last two are converted here to degrees Celsius and percent, so `unit` is the unit
   of `value` as held in the record.
 
-Read failures are kept per device in `errors` (see `class_hwmon.ReadProblem`); a
+Read failures are kept per device in `errors` (see `problems.ReadProblem`); a
 channel whose value could not be read has value None.
 """
 
@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from probelink.probes.readers.class_hwmon import ReadProblem, guarded
+from probelink.probes.readers.problems import Problems, ReadProblem
 from probelink.probes.sysread import SysfsRoot
 
 BUS_IIO_DEVICES = "bus/iio/devices"
@@ -108,14 +108,14 @@ def _shared(stem: str, type_: str) -> list[str]:
 
 def read_iio_device(sysfs: SysfsRoot, device: str) -> IioDevice:
     base = f"{BUS_IIO_DEVICES}/{device}"
-    errors: list[ReadProblem] = []
-    name = guarded(lambda: sysfs.read_text(f"{base}/name"), errors)
+    problems = Problems()
+    name = problems.read(sysfs.read_text, f"{base}/name")
     attrs = set(sysfs.listdir(base))
 
     def number(attr: str) -> float | None:
         if attr not in attrs:
             return None
-        return guarded(lambda: sysfs.read_float(f"{base}/{attr}"), errors)
+        return problems.read(sysfs.read_float, f"{base}/{attr}")
 
     def first(stems: list[str], item: str) -> float | None:
         for stem in stems:
@@ -145,4 +145,4 @@ def read_iio_device(sysfs: SysfsRoot, device: str) -> IioDevice:
             value = (raw + (offset or 0.0)) * (1.0 if scale is None else scale) / divisor
         channels.append(IioChannel(f"in_{stem}", type_, value, unit, raw, scale, offset))
     channels.sort(key=lambda c: c.channel)
-    return IioDevice(device, name, channels, errors)
+    return IioDevice(device, name, channels, problems.items)

@@ -17,57 +17,19 @@ What the kernel prints, and why the parsing below is careful:
 - Entries like "1-2:1.0" are interfaces of device "1-2", not devices.
 
 A read that fails (EIO from a device being unplugged, a garbled number) is kept in that
-device's `errors`; the other devices are read as usual.
+device's `errors` (see `problems.ReadProblem`); the other devices are read as usual.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
 
-from probelink.probes.errors import AttributeReadError, ParseError, SourceError
+from probelink.probes.errors import ParseError
+from probelink.probes.readers.problems import Problems, ReadProblem
 from probelink.probes.sysread import SysfsRoot
 
 DEVICES_DIR = "bus/usb/devices"
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class ReadProblem:
-    """One attribute that could not be read or made no sense (kept per device)."""
-
-    source: str  # path relative to the sysfs root, e.g. "bus/usb/devices/1-2/speed"
-    message: str
-    unparsable: bool = False  # True: read, but the content made no sense
-
-    @classmethod
-    def of(cls, exc: SourceError) -> ReadProblem:
-        return cls(exc.source, exc.message, isinstance(exc, ParseError))
-
-
-def as_source_error(problems: list[ReadProblem]) -> SourceError:
-    """The first problem as the exception a probe turns into an ERROR result."""
-    first = problems[0]
-    extra = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-    cls = ParseError if first.unparsable else AttributeReadError
-    return cls(first.message + extra, first.source)
-
-
-class ProblemCollector:
-    """Runs attribute reads of one device and keeps their failures instead of raising."""
-
-    def __init__(self) -> None:
-        self.errors: list[ReadProblem] = []
-
-    def get(self, read: Callable[[str], T | None], rel: str) -> T | None:
-        try:
-            return read(rel)
-        except SourceError as exc:
-            self.errors.append(ReadProblem.of(exc))
-            return None
 
 
 @dataclass(frozen=True)
@@ -142,24 +104,24 @@ def _peer(sysfs: SysfsRoot, bus_id: str) -> bool | None:
 def read_usb_device(sysfs: SysfsRoot, bus_id: str) -> UsbDevice:
     """Read one device directory; failures end up in `errors`, never raised."""
     base = f"{DEVICES_DIR}/{bus_id}"
-    c = ProblemCollector()
+    c = Problems()
     text = sysfs.read_text
     return UsbDevice(
         bus_id=bus_id,
-        vendor_id=c.get(text, f"{base}/idVendor"),
-        product_id=c.get(text, f"{base}/idProduct"),
-        manufacturer=c.get(text, f"{base}/manufacturer"),
-        product=c.get(text, f"{base}/product"),
-        serial=c.get(text, f"{base}/serial"),
-        usb_version=c.get(sysfs.read_float, f"{base}/version"),
-        speed_mbps=c.get(lambda rel: _speed(sysfs, rel), f"{base}/speed"),
-        device_class=c.get(text, f"{base}/bDeviceClass"),
-        removable=c.get(text, f"{base}/removable"),
-        busnum=c.get(sysfs.read_int, f"{base}/busnum"),
-        devnum=c.get(sysfs.read_int, f"{base}/devnum"),
-        max_child=c.get(sysfs.read_int, f"{base}/maxchild"),
+        vendor_id=c.read(text, f"{base}/idVendor"),
+        product_id=c.read(text, f"{base}/idProduct"),
+        manufacturer=c.read(text, f"{base}/manufacturer"),
+        product=c.read(text, f"{base}/product"),
+        serial=c.read(text, f"{base}/serial"),
+        usb_version=c.read(sysfs.read_float, f"{base}/version"),
+        speed_mbps=c.read(lambda rel: _speed(sysfs, rel), f"{base}/speed"),
+        device_class=c.read(text, f"{base}/bDeviceClass"),
+        removable=c.read(text, f"{base}/removable"),
+        busnum=c.read(sysfs.read_int, f"{base}/busnum"),
+        devnum=c.read(sysfs.read_int, f"{base}/devnum"),
+        max_child=c.read(sysfs.read_int, f"{base}/maxchild"),
         port_has_usb3_peer=_peer(sysfs, bus_id),
-        errors=c.errors,
+        errors=c.items,
     )
 
 

@@ -18,7 +18,7 @@ Three things real machines do, and how they come out here:
   kept in `placeholders` so a reader of the report sees why the field is empty.
 - **Root-only attributes.** The kernel makes `product_serial` (and the other serials and
   the UUID) mode 0400. Run as a normal user, the read fails with EACCES; that field is
-  absent and the reason is kept in `unreadable`, while everything else is still read.
+  absent and the reason is kept in `errors`, while everything else is still read.
 - **chassis_type** is the SMBIOS enumeration number (the kernel masks the lock bit);
   it is given both as the number and as the spec's name.
 """
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from probelink.probes.errors import SourceError
+from probelink.probes.readers.problems import Problems, ReadProblem
 from probelink.probes.sysread import SysfsRoot
 
 DMI_DIR = "class/dmi/id"
@@ -137,7 +137,7 @@ class DmiRecord:
     """What `class/dmi/id` says, one field per attribute; None when absent.
 
     Absent covers a missing file, an empty value, a vendor placeholder (see
-    `placeholders`) and an unreadable file (see `unreadable`).
+    `placeholders`) and a file that could not be read or parsed (see `errors`).
     """
 
     sys_vendor: str | None = None  # class/dmi/id/sys_vendor
@@ -154,8 +154,8 @@ class DmiRecord:
     chassis_type: str | None = None  # its SMBIOS name, e.g. "Notebook"
     # attribute -> the placeholder string it held and that was dropped.
     placeholders: dict[str, str] = field(default_factory=dict)
-    # attribute -> why it could not be read (e.g. EACCES on the root-only serial).
-    unreadable: dict[str, str] = field(default_factory=dict)
+    # Why an attribute could not be read (e.g. EACCES on the root-only serial) or parsed.
+    errors: list[ReadProblem] = field(default_factory=list)
 
 
 def read_dmi(sysfs: SysfsRoot) -> DmiRecord | None:
@@ -164,23 +164,15 @@ def read_dmi(sysfs: SysfsRoot) -> DmiRecord | None:
         return None
     values: dict[str, str | None] = {}
     placeholders: dict[str, str] = {}
-    unreadable: dict[str, str] = {}
+    problems = Problems()
     for name in TEXT_ATTRIBUTES:
-        try:
-            text = sysfs.read_text(f"{DMI_DIR}/{name}")
-        except SourceError as exc:
-            unreadable[name] = exc.message
-            text = None
+        text = problems.read(sysfs.read_text, f"{DMI_DIR}/{name}")
         if text is not None and is_placeholder(text):
             placeholders[name] = text
             text = None
         values[name] = text
 
-    code: int | None = None
-    try:
-        code = sysfs.read_int(f"{DMI_DIR}/chassis_type")
-    except SourceError as exc:
-        unreadable["chassis_type"] = exc.message
+    code = problems.read(sysfs.read_int, f"{DMI_DIR}/chassis_type")
     return DmiRecord(
         sys_vendor=values["sys_vendor"],
         product_name=values["product_name"],
@@ -195,5 +187,5 @@ def read_dmi(sysfs: SysfsRoot) -> DmiRecord | None:
         chassis_type_code=code,
         chassis_type=None if code is None else chassis_type_name(code),
         placeholders=placeholders,
-        unreadable=unreadable,
+        errors=problems.items,
     )

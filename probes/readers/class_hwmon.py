@@ -21,9 +21,9 @@ What real chips do, and how this reader copes:
 - A channel exists when its `_input` file exists; its limits, label, alarm and fault
   are optional and `None`/False when absent.
 - A read that fails (EIO, EINVAL, a non-numeric value; EAGAIN after the retries in
-  `SysfsRoot`) is kept in that channel's `errors` and the value is None: one broken
-  channel hides no other channel and no other chip. Problems of the chip itself (its
-  name) are in `HwmonChip.errors`.
+  `SysfsRoot`) is kept in that channel's `errors` (see `problems.ReadProblem`) and the
+  value is None: one broken channel hides no other channel and no other chip. Problems
+  of the chip itself (its name) are in `HwmonChip.errors`.
 
 Parse, then judge: this module knows no limits and no protobuf; `probes/sensors/` judges.
 """
@@ -31,52 +31,16 @@ Parse, then judge: this module knows no limits and no protobuf; `probes/sensors/
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import Literal
 
-from probelink.probes.errors import AttributeReadError, ParseError, SourceError
+from probelink.probes.readers.problems import Problems, ReadProblem
 from probelink.probes.sysread import SysfsRoot
 
 CLASS_HWMON = "class/hwmon"
 
 # temp1_input, fan2_min, in0_max_alarm: type, channel number, item.
 _ATTRIBUTE = re.compile(r"^(temp|fan|in)(\d+)_([a-z_]+)$")
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class ReadProblem:
-    """One attribute that could not be read or made no sense; kept beside the data.
-
-    A plain record (not the exception) so readers' results compare equal in tests and
-    can be held in frozen dataclasses.
-    """
-
-    # The attribute, relative to the sysfs root, e.g. "class/hwmon/hwmon2/temp1_input".
-    source: str
-    message: str
-    kind: Literal["file_read", "parse"]
-
-    @classmethod
-    def from_error(cls, exc: SourceError) -> ReadProblem:
-        return cls(exc.source, exc.message, "parse" if isinstance(exc, ParseError) else "file_read")
-
-    def to_error(self) -> SourceError:
-        """The typed exception this problem stands for (for `results.errored`)."""
-        if self.kind == "parse":
-            return ParseError(self.message, self.source)
-        return AttributeReadError(self.message, self.source)
-
-
-def guarded(read: Callable[[], T | None], errors: list[ReadProblem]) -> T | None:
-    """`read()`, or None with the problem appended to `errors` when the read fails."""
-    try:
-        return read()
-    except SourceError as exc:
-        errors.append(ReadProblem.from_error(exc))
-        return None
 
 
 @dataclass(frozen=True)
@@ -184,30 +148,30 @@ class _Chip:
                 found.add(int(m.group(2)))
         return sorted(found)
 
-    def number(self, attr: str, errors: list[ReadProblem], scale: float = 1.0) -> float | None:
+    def number(self, attr: str, problems: Problems, scale: float = 1.0) -> float | None:
         path = self.paths.get(attr)
         if path is None:
             return None
-        value = guarded(lambda: self.sysfs.read_int(path), errors)
+        value = problems.read(self.sysfs.read_int, path)
         return None if value is None else value / scale
 
-    def text(self, attr: str, errors: list[ReadProblem]) -> str | None:
+    def text(self, attr: str, problems: Problems) -> str | None:
         path = self.paths.get(attr)
-        return None if path is None else guarded(lambda: self.sysfs.read_text(path), errors)
+        return None if path is None else problems.read(self.sysfs.read_text, path)
 
-    def flag(self, attrs: tuple[str, ...], errors: list[ReadProblem]) -> bool:
+    def flag(self, attrs: tuple[str, ...], problems: Problems) -> bool:
         """Whether any of the boolean attributes reads non-zero."""
-        return any(bool(self.number(a, errors)) for a in attrs)
+        return any(bool(self.number(a, problems)) for a in attrs)
 
 
 def _chip_name(
-    sysfs: SysfsRoot, base: str, hwmon: str, errors: list[ReadProblem]
+    sysfs: SysfsRoot, base: str, hwmon: str, problems: Problems
 ) -> tuple[str, NameSource]:
-    name = guarded(lambda: sysfs.read_text(f"{base}/name"), errors)
+    name = problems.read(sysfs.read_text, f"{base}/name")
     if name:
         return name, "name"
     # Old drivers put `name` beside their other attributes under device/.
-    name = guarded(lambda: sysfs.read_text(f"{base}/device/name"), errors)
+    name = problems.read(sysfs.read_text, f"{base}/device/name")
     if name:
         return name, "device/name"
     # The driver's name (the last part of the device/driver link) says what chip it is;
@@ -221,13 +185,13 @@ def _chip_name(
 def read_chip(sysfs: SysfsRoot, hwmon: str) -> HwmonChip:
     """One chip, `hwmon` being the directory name under class/hwmon (e.g. "hwmon2")."""
     base = f"{CLASS_HWMON}/{hwmon}"
-    chip_errors: list[ReadProblem] = []
-    name, source = _chip_name(sysfs, base, hwmon, chip_errors)
+    chip_problems = Problems()
+    name, source = _chip_name(sysfs, base, hwmon, chip_problems)
     chip = _Chip(sysfs, base)
 
     temps = []
     for i in chip.indices("temp"):
-        errs: list[ReadProblem] = []
+        errs = Problems()
         p = f"temp{i}_"
         temps.append(
             HwmonTemp(
@@ -238,12 +202,12 @@ def read_chip(sysfs: SysfsRoot, hwmon: str) -> HwmonChip:
                 crit_celsius=chip.number(p + "crit", errs, 1000),
                 alarm=chip.flag((p + "alarm", p + "max_alarm", p + "crit_alarm"), errs),
                 fault=chip.flag((p + "fault",), errs),
-                errors=errs,
+                errors=errs.items,
             )
         )
     fans = []
     for i in chip.indices("fan"):
-        errs = []
+        errs = Problems()
         p = f"fan{i}_"
         fans.append(
             HwmonFan(
@@ -253,12 +217,12 @@ def read_chip(sysfs: SysfsRoot, hwmon: str) -> HwmonChip:
                 min_rpm=chip.number(p + "min", errs),
                 alarm=chip.flag((p + "alarm", p + "min_alarm"), errs),
                 fault=chip.flag((p + "fault",), errs),
-                errors=errs,
+                errors=errs.items,
             )
         )
     volts = []
     for i in chip.indices("in"):
-        errs = []
+        errs = Problems()
         p = f"in{i}_"
         volts.append(
             HwmonVoltage(
@@ -268,7 +232,7 @@ def read_chip(sysfs: SysfsRoot, hwmon: str) -> HwmonChip:
                 min_volts=chip.number(p + "min", errs, 1000),
                 max_volts=chip.number(p + "max", errs, 1000),
                 alarm=chip.flag((p + "alarm", p + "min_alarm", p + "max_alarm"), errs),
-                errors=errs,
+                errors=errs.items,
             )
         )
-    return HwmonChip(hwmon, name, source, temps, fans, volts, chip_errors)
+    return HwmonChip(hwmon, name, source, temps, fans, volts, chip_problems.items)

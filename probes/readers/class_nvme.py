@@ -14,15 +14,15 @@ Attributes (drivers/nvme/host/sysfs.c, Documentation/ABI): `model`, `serial`,
 
 sysfs has identity and state only: health counters need the SMART log (smartctl).
 Missing attributes are None; other read or parse failures are kept in the controller's
-own `errors`, so one broken controller hides no other.
+own `errors` (see `problems.ReadProblem`), so one broken controller hides no other.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from probelink.probes.errors import ParseError, SourceError
+from probelink.probes.readers.problems import Problems, ReadProblem
 from probelink.probes.sysread import SysfsRoot
 
 CLASS_DIR = "class/nvme"
@@ -30,15 +30,6 @@ SECTOR_BYTES = 512  # the block layer's `size` unit, fixed by the kernel ABI
 
 _CONTROLLER = re.compile(r"nvme\d+")
 _NAMESPACE = re.compile(r"nvme\d+(?:c\d+)?n\d+")
-
-
-@dataclass(frozen=True)
-class NvmeError:
-    """One attribute that could not be read ("read") or made no sense ("parse")."""
-
-    attribute: str  # path under the sysfs root, e.g. "class/nvme/nvme0/state"
-    kind: str  # "read" | "parse"
-    message: str
 
 
 @dataclass(frozen=True)
@@ -58,7 +49,7 @@ class NvmeController:
     address: str | None = None  # "address": PCI address for pcie, "traddr=..." for fabrics
     cntlid: int | None = None  # "cntlid": controller ID
     namespaces: tuple[NvmeNamespace, ...] = ()
-    errors: tuple[NvmeError, ...] = ()
+    errors: list[ReadProblem] = field(default_factory=list)
 
     @property
     def capacity_bytes(self) -> int | None:
@@ -79,28 +70,15 @@ def _number(name: str) -> int:
 
 def read_nvme_controller(sysfs: SysfsRoot, name: str) -> NvmeController:
     base = f"{CLASS_DIR}/{name}"
-    errors: list[NvmeError] = []
+    problems = Problems()
 
     def text(attr: str) -> str | None:
-        try:
-            return sysfs.read_text(f"{base}/{attr}")
-        except SourceError as exc:
-            errors.append(NvmeError(f"{base}/{attr}", "read", exc.message))
-            return None
-
-    def number(rel: str) -> int | None:
-        try:
-            return sysfs.read_int(rel)
-        except ParseError as exc:
-            errors.append(NvmeError(rel, "parse", exc.message))
-        except SourceError as exc:
-            errors.append(NvmeError(rel, "read", exc.message))
-        return None
+        return problems.read(sysfs.read_text, f"{base}/{attr}")
 
     namespaces = []
     for entry in sysfs.listdir(base):
         if _NAMESPACE.fullmatch(entry) and sysfs.is_dir(f"{base}/{entry}"):
-            sectors = number(f"{base}/{entry}/size")
+            sectors = problems.read(sysfs.read_int, f"{base}/{entry}/size")
             size = sectors * SECTOR_BYTES if sectors is not None else None
             namespaces.append(NvmeNamespace(entry, size))
 
@@ -112,7 +90,7 @@ def read_nvme_controller(sysfs: SysfsRoot, name: str) -> NvmeController:
         state=text("state"),
         transport=text("transport"),
         address=text("address"),
-        cntlid=number(f"{base}/cntlid"),
+        cntlid=problems.read(sysfs.read_int, f"{base}/cntlid"),
         namespaces=tuple(namespaces),
-        errors=tuple(errors),
+        errors=problems.items,
     )

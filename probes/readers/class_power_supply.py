@@ -12,15 +12,15 @@ tenths of a degree Celsius. Fields here carry SI units in their names (`energy_f
 Values are what the driver printed, converted but not interpreted: a `cycle_count` of 0
 stays 0 here (the probe knows that drivers print 0 when they do not count), a full
 capacity above design stays above design. Missing attributes are None; any other read or
-parse failure is kept in the supply's own `errors`, so one broken supply hides no other.
+parse failure is kept in the supply's own `errors` (see `problems.ReadProblem`), so one
+broken supply hides no other.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Literal
+from dataclasses import dataclass, field
 
-from probelink.probes.errors import ParseError, SourceError
+from probelink.probes.readers.problems import Problems, ReadProblem
 from probelink.probes.sysread import SysfsRoot
 
 CLASS_DIR = "class/power_supply"
@@ -28,15 +28,6 @@ CLASS_DIR = "class/power_supply"
 # Divisors from the sysfs units to the units our fields name.
 MICRO = 1_000_000
 TENTHS = 10
-
-
-@dataclass(frozen=True)
-class SupplyError:
-    """One attribute of one supply that could not be read ("read") or made no sense ("parse")."""
-
-    attribute: str  # path under the sysfs root, e.g. "class/power_supply/BAT0/energy_full"
-    kind: Literal["read", "parse"]
-    message: str
 
 
 @dataclass(frozen=True)
@@ -68,7 +59,7 @@ class PowerSupply:
     manufacturer: str | None = None  # "manufacturer", stripped; invalid UTF-8 replaced
     model_name: str | None = None  # "model_name", stripped of the padding drivers add
     serial_number: str | None = None  # "serial_number"
-    errors: tuple[SupplyError, ...] = ()
+    errors: list[ReadProblem] = field(default_factory=list)
 
     @property
     def is_battery(self) -> bool:
@@ -94,27 +85,13 @@ class _Attributes:
     def __init__(self, sysfs: SysfsRoot, base: str) -> None:
         self.sysfs = sysfs
         self.base = base
-        self.errors: list[SupplyError] = []
-
-    def _keep(self, exc: SourceError, rel: str) -> None:
-        kind: Literal["read", "parse"] = "parse" if isinstance(exc, ParseError) else "read"
-        self.errors.append(SupplyError(exc.source or rel, kind, exc.message))
+        self.problems = Problems()
 
     def text(self, name: str) -> str | None:
-        rel = f"{self.base}/{name}"
-        try:
-            return self.sysfs.read_text(rel)
-        except SourceError as exc:
-            self._keep(exc, rel)
-            return None
+        return self.problems.read(self.sysfs.read_text, f"{self.base}/{name}")
 
     def integer(self, name: str) -> int | None:
-        rel = f"{self.base}/{name}"
-        try:
-            return self.sysfs.read_int(rel)
-        except SourceError as exc:
-            self._keep(exc, rel)
-            return None
+        return self.problems.read(self.sysfs.read_int, f"{self.base}/{name}")
 
     def scaled(self, name: str, divisor: int) -> float | None:
         # One division of the exact integer, so 35340000 µWh reads as exactly 35.34.
@@ -132,10 +109,10 @@ def read_supply(sysfs: SysfsRoot, name: str) -> PowerSupply:
     if sysfs.resolve(base) is None:
         # A class entry is a symlink into devices/; one that dangles or leaves the root
         # is not followed (a captured tree must never read the host's files).
-        error = SupplyError(base, "read", f"{base} dangles or points outside the sysfs root")
-        return PowerSupply(name=name, errors=(error,))
+        error = ReadProblem(base, "file_read", f"{base} dangles or points outside the sysfs root")
+        return PowerSupply(name=name, errors=[error])
     a = _Attributes(sysfs, base)
-    supply = PowerSupply(
+    return PowerSupply(
         name=name,
         type=a.text("type"),
         scope=a.text("scope"),
@@ -161,8 +138,8 @@ def read_supply(sysfs: SysfsRoot, name: str) -> PowerSupply:
         manufacturer=a.text("manufacturer"),
         model_name=a.text("model_name"),
         serial_number=a.text("serial_number"),
+        errors=a.problems.items,
     )
-    return replace(supply, errors=tuple(a.errors)) if a.errors else supply
 
 
 def read_power_supplies(sysfs: SysfsRoot) -> list[PowerSupply]:

@@ -14,7 +14,7 @@ zone whose firmware never initialised it: telling a sensor fault from a cold or 
 reading is judgement, done in `probes/sensors/`.
 
 Read failures are kept per zone / per cooling device in `errors` (see
-`class_hwmon.ReadProblem`), so one zone whose driver returns EIO hides no other.
+`problems.ReadProblem`), so one zone whose driver returns EIO hides no other.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from probelink.probes.readers.class_hwmon import ReadProblem, guarded
+from probelink.probes.readers.problems import Problems, ReadProblem
 from probelink.probes.sysread import SysfsRoot
 
 CLASS_THERMAL = "class/thermal"
@@ -70,16 +70,8 @@ def _entries(sysfs: SysfsRoot, prefix: str) -> list[str]:
     return sorted(names, key=lambda n: int(n[len(prefix) :]))
 
 
-def _text(sysfs: SysfsRoot, rel: str, errors: list[ReadProblem]) -> str | None:
-    return guarded(lambda: sysfs.read_text(rel), errors)
-
-
-def _int(sysfs: SysfsRoot, rel: str, errors: list[ReadProblem]) -> int | None:
-    return guarded(lambda: sysfs.read_int(rel), errors)
-
-
-def _millidegrees(sysfs: SysfsRoot, rel: str, errors: list[ReadProblem]) -> float | None:
-    value = _int(sysfs, rel, errors)
+def _millidegrees(sysfs: SysfsRoot, rel: str, problems: Problems) -> float | None:
+    value = problems.read(sysfs.read_int, rel)
     return None if value is None else value / 1000
 
 
@@ -88,7 +80,7 @@ def read_thermal_zones(sysfs: SysfsRoot) -> list[ThermalZone]:
     zones = []
     for zone in _entries(sysfs, "thermal_zone"):
         base = f"{CLASS_THERMAL}/{zone}"
-        errors: list[ReadProblem] = []
+        problems = Problems()
         indices = sorted(
             {
                 int(m.group(1))
@@ -99,19 +91,19 @@ def read_thermal_zones(sysfs: SysfsRoot) -> list[ThermalZone]:
         trips = [
             TripPoint(
                 index=i,
-                type=_text(sysfs, f"{base}/trip_point_{i}_type", errors),
-                temp_celsius=_millidegrees(sysfs, f"{base}/trip_point_{i}_temp", errors),
+                type=problems.read(sysfs.read_text, f"{base}/trip_point_{i}_type"),
+                temp_celsius=_millidegrees(sysfs, f"{base}/trip_point_{i}_temp", problems),
             )
             for i in indices
         ]
         zones.append(
             ThermalZone(
                 zone=zone,
-                type=_text(sysfs, f"{base}/type", errors),
-                temp_celsius=_millidegrees(sysfs, f"{base}/temp", errors),
-                mode=_text(sysfs, f"{base}/mode", errors),
+                type=problems.read(sysfs.read_text, f"{base}/type"),
+                temp_celsius=_millidegrees(sysfs, f"{base}/temp", problems),
+                mode=problems.read(sysfs.read_text, f"{base}/mode"),
                 trip_points=trips,
-                errors=errors,
+                errors=problems.items,
             )
         )
     return zones
@@ -122,14 +114,14 @@ def read_cooling_devices(sysfs: SysfsRoot) -> list[CoolingDevice]:
     devices = []
     for name in _entries(sysfs, "cooling_device"):
         base = f"{CLASS_THERMAL}/{name}"
-        errors: list[ReadProblem] = []
+        problems = Problems()
         devices.append(
             CoolingDevice(
                 name=name,
-                type=_text(sysfs, f"{base}/type", errors),
-                cur_state=_int(sysfs, f"{base}/cur_state", errors),
-                max_state=_int(sysfs, f"{base}/max_state", errors),
-                errors=errors,
+                type=problems.read(sysfs.read_text, f"{base}/type"),
+                cur_state=problems.read(sysfs.read_int, f"{base}/cur_state"),
+                max_state=problems.read(sysfs.read_int, f"{base}/max_state"),
+                errors=problems.items,
             )
         )
     return devices

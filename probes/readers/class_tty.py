@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from probelink.probes.errors import SourceError
-from probelink.probes.readers.bus_usb import ProblemCollector, ReadProblem
+from probelink.probes.readers.problems import Problems, ReadProblem
 from probelink.probes.sysread import SysfsRoot
 
 CLASS_DIR = "class/tty"
@@ -107,7 +107,7 @@ def _guess_subsystem(sysfs: SysfsRoot, device: str) -> str | None:
 
 
 def read_serial_port(sysfs: SysfsRoot, name: str) -> SerialPortInfo:
-    c = ProblemCollector()
+    c = Problems()
     device_link = f"{CLASS_DIR}/{name}/device"
     device_real = sysfs.resolve(device_link)
     device = _rel(sysfs, device_real) if device_real is not None else None
@@ -121,29 +121,29 @@ def read_serial_port(sysfs: SysfsRoot, name: str) -> SerialPortInfo:
     else:
         interface_dir = None
     if interface_dir is None:
-        pnp_id = c.get(sysfs.read_text, f"{device}/id") if subsystem == "pnp" else None
+        pnp_id = c.read(sysfs.read_text, f"{device}/id") if subsystem == "pnp" else None
         return SerialPortInfo(
             name=name,
             subsystem=subsystem,
             pnp_id=pnp_id,
             device_name=os.path.basename(device),
-            errors=c.errors,
+            errors=c.items,
         )
     usb_dir = os.path.dirname(interface_dir)
-    interfaces = c.get(sysfs.read_int, f"{usb_dir}/bNumInterfaces")
+    interfaces = c.read(sysfs.read_int, f"{usb_dir}/bNumInterfaces")
     multi = interfaces is not None and interfaces > 1
     return SerialPortInfo(
         name=name,
         subsystem=subsystem,
         location=os.path.basename(interface_dir if multi else usb_dir),
-        vendor_id=c.get(sysfs.read_text, f"{usb_dir}/idVendor"),
-        product_id=c.get(sysfs.read_text, f"{usb_dir}/idProduct"),
-        serial_number=c.get(sysfs.read_text, f"{usb_dir}/serial"),
-        manufacturer=c.get(sysfs.read_text, f"{usb_dir}/manufacturer"),
-        product=c.get(sysfs.read_text, f"{usb_dir}/product"),
-        interface=c.get(sysfs.read_text, f"{interface_dir}/interface"),
+        vendor_id=c.read(sysfs.read_text, f"{usb_dir}/idVendor"),
+        product_id=c.read(sysfs.read_text, f"{usb_dir}/idProduct"),
+        serial_number=c.read(sysfs.read_text, f"{usb_dir}/serial"),
+        manufacturer=c.read(sysfs.read_text, f"{usb_dir}/manufacturer"),
+        product=c.read(sysfs.read_text, f"{usb_dir}/product"),
+        interface=c.read(sysfs.read_text, f"{interface_dir}/interface"),
         device_name=os.path.basename(device),
-        errors=c.errors,
+        errors=c.items,
     )
 
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from probelink.probes.readers.bus_usb import ProblemCollector, ReadProblem
 from probelink.probes.readers.class_usb_power_delivery import PowerDelivery, read_power_delivery
+from probelink.probes.readers.problems import Problems, ReadProblem
 from probelink.probes.sysread import SysfsRoot
 
 CLASS_DIR = "class/typec"
@@ -69,52 +69,52 @@ def _yes_no(text: str | None) -> bool | None:
 
 def read_partner(sysfs: SysfsRoot, name: str) -> TypecPartner:
     base = f"{CLASS_DIR}/{name}"
-    c = ProblemCollector()
+    c = Problems()
     pd_link = f"{base}/usb_power_delivery"
     pd = read_power_delivery(sysfs, pd_link) if sysfs.is_dir(pd_link) else None
     return TypecPartner(
         name=name,
-        pd_revision=c.get(sysfs.read_text, f"{base}/usb_power_delivery_revision"),
-        accessory_mode=c.get(sysfs.read_text, f"{base}/accessory_mode"),
-        supports_pd=_yes_no(c.get(sysfs.read_text, f"{base}/supports_usb_power_delivery")),
-        product_type=c.get(sysfs.read_selected, f"{base}/type"),
+        pd_revision=c.read(sysfs.read_text, f"{base}/usb_power_delivery_revision"),
+        accessory_mode=c.read(sysfs.read_text, f"{base}/accessory_mode"),
+        supports_pd=_yes_no(c.read(sysfs.read_text, f"{base}/supports_usb_power_delivery")),
+        product_type=c.read(sysfs.read_selected, f"{base}/type"),
         power_delivery=pd,
-        errors=c.errors,
+        errors=c.items,
     )
 
 
 def read_cable(sysfs: SysfsRoot, name: str) -> TypecCable:
     base = f"{CLASS_DIR}/{name}"
-    c = ProblemCollector()
+    c = Problems()
     return TypecCable(
         name=name,
-        type=c.get(sysfs.read_text, f"{base}/type"),
-        plug_type=c.get(sysfs.read_text, f"{base}/plug_type"),
-        pd_revision=c.get(sysfs.read_text, f"{base}/usb_power_delivery_revision"),
-        errors=c.errors,
+        type=c.read(sysfs.read_text, f"{base}/type"),
+        plug_type=c.read(sysfs.read_text, f"{base}/plug_type"),
+        pd_revision=c.read(sysfs.read_text, f"{base}/usb_power_delivery_revision"),
+        errors=c.items,
     )
 
 
 def read_typec_port(sysfs: SysfsRoot, name: str) -> TypecPort:
     base = f"{CLASS_DIR}/{name}"
-    c = ProblemCollector()
+    c = Problems()
     # Partner and cable appear both in the class directory and under the port itself;
     # the class directory is the ABI's documented place.
     partner_name, cable_name = f"{name}-partner", f"{name}-cable"
     return TypecPort(
         name=name,
-        data_role=c.get(sysfs.read_selected, f"{base}/data_role"),
-        power_role=c.get(sysfs.read_selected, f"{base}/power_role"),
-        port_type=c.get(sysfs.read_selected, f"{base}/port_type"),
-        power_operation_mode=c.get(sysfs.read_text, f"{base}/power_operation_mode"),
-        pd_revision=c.get(sysfs.read_text, f"{base}/usb_power_delivery_revision"),
+        data_role=c.read(sysfs.read_selected, f"{base}/data_role"),
+        power_role=c.read(sysfs.read_selected, f"{base}/power_role"),
+        port_type=c.read(sysfs.read_selected, f"{base}/port_type"),
+        power_operation_mode=c.read(sysfs.read_text, f"{base}/power_operation_mode"),
+        pd_revision=c.read(sysfs.read_text, f"{base}/usb_power_delivery_revision"),
         partner=(
             read_partner(sysfs, partner_name)
             if sysfs.is_dir(f"{CLASS_DIR}/{partner_name}")
             else None
         ),
         cable=read_cable(sysfs, cable_name) if sysfs.is_dir(f"{CLASS_DIR}/{cable_name}") else None,
-        errors=c.errors,
+        errors=c.items,
     )
 
 

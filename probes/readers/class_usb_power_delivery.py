@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 
 from probelink.probes.errors import ParseError
-from probelink.probes.readers.bus_usb import ProblemCollector, ReadProblem
+from probelink.probes.readers.problems import Problems, ReadProblem
 from probelink.probes.sysread import SysfsRoot
 
 CLASS_DIR = "class/usb_power_delivery"
@@ -86,9 +86,9 @@ def _position(name: str) -> int:
     return int(head) if head.isdigit() else 0
 
 
-def _read_pdo(sysfs: SysfsRoot, base: str, entry: str, c: ProblemCollector) -> PowerDataObject:
+def _read_pdo(sysfs: SysfsRoot, base: str, entry: str, c: Problems) -> PowerDataObject:
     def value(attr: str, unit: str) -> int | None:
-        return c.get(lambda rel: read_milli(sysfs, rel, unit), f"{base}/{attr}")
+        return c.read(lambda rel: read_milli(sysfs, rel, unit), f"{base}/{attr}")
 
     return PowerDataObject(
         position=_position(entry),
@@ -103,8 +103,8 @@ def _read_pdo(sysfs: SysfsRoot, base: str, entry: str, c: ProblemCollector) -> P
 
 def read_power_delivery(sysfs: SysfsRoot, rel: str, name: str | None = None) -> PowerDelivery:
     """Read the PD object at `rel` (a `pdN` directory or a `usb_power_delivery` link)."""
-    c = ProblemCollector()
-    revision = c.get(sysfs.read_text, f"{rel}/revision")
+    c = Problems()
+    revision = c.read(sysfs.read_text, f"{rel}/revision")
     caps: list[PowerDataObject] = []
     caps_dir = f"{rel}/source-capabilities"
     for entry in sorted(sysfs.listdir(caps_dir), key=_position):
@@ -112,7 +112,7 @@ def read_power_delivery(sysfs: SysfsRoot, rel: str, name: str | None = None) -> 
             continue  # "uevent", "power": not capabilities
         caps.append(_read_pdo(sysfs, f"{caps_dir}/{entry}", entry, c))
     pd_name = name or sysfs.link_name(rel) or rel.rsplit("/", 1)[-1]
-    return PowerDelivery(name=pd_name, revision=revision, source_capabilities=caps, errors=c.errors)
+    return PowerDelivery(name=pd_name, revision=revision, source_capabilities=caps, errors=c.items)
 
 
 def read_all_power_delivery(sysfs: SysfsRoot) -> list[PowerDelivery]:

@@ -12,8 +12,9 @@ A controller that is not "live" is a finding: the kernel gave up on it or is res
 from __future__ import annotations
 
 from probelink.probes.context import ProbeContext
-from probelink.probes.errors import AttributeReadError, Unsupported
+from probelink.probes.errors import Unsupported
 from probelink.probes.readers.class_nvme import NvmeController, read_nvme_controllers
+from probelink.probes.readers.problems import first_error
 from probelink.probes.registry import STORAGE, telemetry
 from probelink.probes.results import PASS, WARN, check, errored, fact, result, worst
 from probelink.v1 import probe_pb2, storage_pb2
@@ -56,9 +57,8 @@ def _judge(c: NvmeController) -> probe_pb2.ProbeResult:
     device = to_proto(c)
     if c.state is None and c.errors:
         # Without its state the controller cannot be judged; say which read failed.
-        first = c.errors[0]
         return errored(
-            AttributeReadError(first.message, first.attribute),
+            first_error(c.errors),
             subject=c.name,
             storage_device=device,
         )
@@ -77,7 +77,7 @@ def _judge(c: NvmeController) -> probe_pb2.ProbeResult:
         for k, v in (("state", c.state), ("transport", c.transport), ("address", c.address))
         if v
     ]
-    facts += [fact("unreadable_attribute", f"{e.attribute}: {e.message}") for e in c.errors]
+    facts += [fact("unreadable_attribute", f"{e.source}: {e.message}") for e in c.errors]
     facts += [fact("namespace", ns.name) for ns in c.namespaces]
     status = worst(checks, PASS)
     name = f"{c.name} ({c.model})" if c.model else c.name

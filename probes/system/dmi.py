@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from probelink.probes.context import ProbeContext
 from probelink.probes.errors import AttributeReadError, Unsupported
 from probelink.probes.readers.class_dmi import DMI_DIR, DmiRecord, read_dmi
+from probelink.probes.readers.problems import ReadProblem
 from probelink.probes.registry import SYSTEM, telemetry
 from probelink.probes.results import PASS, errored, fact, result
 from probelink.v1 import probe_pb2, system_pb2
@@ -57,9 +58,14 @@ def _facts(rec: DmiRecord) -> list[probe_pb2.Fact]:
         facts.append(fact("chassis_type_code", str(rec.chassis_type_code)))
     for name, text in sorted(rec.placeholders.items()):
         facts.append(fact(name, f"vendor placeholder {text!r} ignored"))
-    for name, reason in sorted(rec.unreadable.items()):
-        facts.append(fact(name, f"not readable: {reason}"))
+    for p in sorted(rec.errors, key=_attribute):
+        facts.append(fact(_attribute(p), f"not readable: {p.message}"))
     return facts
+
+
+def _attribute(problem: ReadProblem) -> str:
+    """The attribute's name: "class/dmi/id/product_serial" -> "product_serial"."""
+    return problem.source.removeprefix(f"{DMI_DIR}/")
 
 
 def _anything(rec: DmiRecord) -> bool:
@@ -90,10 +96,10 @@ def dmi(ctx: ProbeContext) -> Iterable[probe_pb2.ProbeResult]:
         raise Unsupported(_NO_DMI)
     info = to_proto(rec)
     facts = _facts(rec)
-    if not _anything(rec) and rec.unreadable:
-        first = sorted(rec.unreadable.items())[0]
+    if not _anything(rec) and rec.errors:
+        first = sorted(rec.errors, key=_attribute)[0]
         exc = AttributeReadError(
-            f"no DMI attribute could be read (e.g. {first[0]}: {first[1]})", DMI_DIR
+            f"no DMI attribute could be read (e.g. {_attribute(first)}: {first.message})", DMI_DIR
         )
         yield errored(exc, facts=facts, dmi=info)
         return

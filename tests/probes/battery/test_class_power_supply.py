@@ -11,11 +11,11 @@ import pytest
 
 from probelink.probes.readers.class_power_supply import (
     PowerSupply,
-    SupplyError,
     read_power_supplies,
     read_supply,
     system_battery,
 )
+from probelink.probes.readers.problems import ReadProblem
 from probelink.probes.sysread import SysfsRoot
 from tests.conftest import MACHINES
 from tests.treebuilder import Dir, Link, write_tree
@@ -169,13 +169,13 @@ def test_non_numeric_value_is_kept_as_an_error_of_that_supply(tmp_path: Path) ->
         name="BAT0",
         type="Battery",
         energy_full_design_wh=57.0,
-        errors=(
-            SupplyError(
+        errors=[
+            ReadProblem(
                 "class/power_supply/BAT0/energy_full",
                 "parse",
                 "class/power_supply/BAT0/energy_full: expected an integer, read 'n/a'",
             ),
-        ),
+        ],
     )
 
 
@@ -199,8 +199,8 @@ def test_unreadable_attribute_is_kept_with_its_errno(tmp_path: Path, err: int) -
     assert got.capacity_pct == 50
     assert got.energy_full_wh is None
     assert len(got.errors) == 1
-    assert got.errors[0].kind == "read"
-    assert got.errors[0].attribute == "class/power_supply/BAT0/energy_full"
+    assert got.errors[0].kind == "file_read"
+    assert got.errors[0].source == "class/power_supply/BAT0/energy_full"
     assert errno.errorcode[err] in got.errors[0].message
 
 
@@ -237,8 +237,8 @@ def test_dangling_and_escaping_links_are_not_followed(tmp_path: Path) -> None:
     )
     got = read_power_supplies(SysfsRoot(root))
     assert [(s.name, s.type, [e.kind for e in s.errors]) for s in got] == [
-        ("BAT7", None, ["read"]),
-        ("BAT9", None, ["read"]),
+        ("BAT7", None, ["file_read"]),
+        ("BAT9", None, ["file_read"]),
     ]
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from probelink.probes.readers.bus_usb import ReadProblem, UsbDevice, port_dir, read_usb_devices
+from probelink.probes.readers.bus_usb import UsbDevice, port_dir, read_usb_devices
+from probelink.probes.readers.problems import ReadProblem
 from probelink.probes.sysread import SysfsRoot
 from tests.conftest import MACHINES
 from tests.treebuilder import Dir, Link, write_tree
@@ -176,8 +177,8 @@ def test_non_numeric_speed_is_an_error_of_that_device_only(tmp_path: Path) -> No
         errors=[
             ReadProblem(
                 "bus/usb/devices/1-1/speed",
+                "parse",
                 "bus/usb/devices/1-1/speed: expected a rate in Mb/s, read 'fast'",
-                unparsable=True,
             )
         ],
     )
@@ -197,6 +198,7 @@ def test_read_errors_are_kept_per_device(tmp_path: Path) -> None:
     assert bad.errors == [
         ReadProblem(
             "bus/usb/devices/1-1/version",
+            "file_read",
             "reading bus/usb/devices/1-1/version failed: EIO (Input/output error)",
         )
     ]

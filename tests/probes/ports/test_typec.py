@@ -10,7 +10,6 @@ import pytest
 
 from probelink.probes.context import ProbeContext
 from probelink.probes.ports.typec_ports import charger_offer_w, typec_ports
-from probelink.probes.readers.bus_usb import ReadProblem
 from probelink.probes.readers.class_typec import (
     TypecCable,
     TypecPartner,
@@ -22,6 +21,7 @@ from probelink.probes.readers.class_usb_power_delivery import (
     PowerDelivery,
     read_all_power_delivery,
 )
+from probelink.probes.readers.problems import ReadProblem
 from probelink.probes.registry import get
 from probelink.probes.results import ERROR, PASS, WARN, check
 from probelink.probes.runner import run_one
@@ -263,9 +263,9 @@ def test_pd_values_without_units_are_read_and_wrong_units_are_errors(tmp_path: P
         errors=[
             ReadProblem(
                 "class/typec/port0-partner/usb_power_delivery/source-capabilities/2:fixed_supply/voltage",
+                "parse",
                 "class/typec/port0-partner/usb_power_delivery/source-capabilities/2:fixed_supply/voltage:"
                 " expected a value in mV, read '9V'",
-                unparsable=True,
             )
         ],
     )

@@ -15,7 +15,6 @@ from probelink.probes.readers.class_hwmon import (
     HwmonFan,
     HwmonTemp,
     HwmonVoltage,
-    ReadProblem,
     read_hwmon,
 )
 from probelink.probes.readers.class_thermal import (
@@ -25,6 +24,7 @@ from probelink.probes.readers.class_thermal import (
     read_cooling_devices,
     read_thermal_zones,
 )
+from probelink.probes.readers.problems import ReadProblem
 from probelink.probes.sysread import SysfsRoot
 from tests.treebuilder import Dir, Link, write_tree
 
@@ -96,7 +96,7 @@ def test_missing_empty_and_non_numeric_attributes(tmp_path: Path) -> None:
                     None,
                     90.0,
                     errors=[
-                        ReadProblem(source, f"{source}: expected an integer, read 'N/A'", "parse")
+                        ReadProblem(source, "parse", f"{source}: expected an integer, read 'N/A'")
                     ],
                 ),
             ],
@@ -109,8 +109,8 @@ def test_missing_empty_and_non_numeric_attributes(tmp_path: Path) -> None:
                     errors=[
                         ReadProblem(
                             "class/hwmon/hwmon0/fan1_min",
-                            "class/hwmon/hwmon0/fan1_min: expected an integer, read 'zero'",
                             "parse",
+                            "class/hwmon/hwmon0/fan1_min: expected an integer, read 'zero'",
                         )
                     ],
                 )
@@ -146,7 +146,7 @@ def test_persistent_errors_are_kept_for_that_channel_only(
     sysfs = SysfsRoot(root, read=failing(code, {"temp1_input"}, times=None))
     chips = read_hwmon(sysfs)
     rel = "class/hwmon/hwmon0/temp1_input"
-    problem = ReadProblem(rel, f"reading {rel} failed: {name} ({os.strerror(code)})", "file_read")
+    problem = ReadProblem(rel, "file_read", f"reading {rel} failed: {name} ({os.strerror(code)})")
     assert chips[0] == HwmonChip(
         "hwmon0",
         "chip",
@@ -289,8 +289,8 @@ def test_dangling_and_outside_links_are_never_followed(tmp_path: Path) -> None:
                     errors=[
                         ReadProblem(
                             rel,
-                            f"{rel} links outside the sysfs root ({real}); not followed",
                             "file_read",
+                            f"{rel} links outside the sysfs root ({real}); not followed",
                         )
                     ],
                 ),
@@ -351,7 +351,7 @@ def test_thermal_zone_quirks(tmp_path: Path) -> None:
             -273.2,
             None,
             [TripPoint(0, "critical", None)],
-            [ReadProblem(trip, f"{trip}: expected an integer, read 'hot'", "parse")],
+            [ReadProblem(trip, "parse", f"{trip}: expected an integer, read 'hot'")],
         ),
         ThermalZone(
             "thermal_zone1",
@@ -359,7 +359,7 @@ def test_thermal_zone_quirks(tmp_path: Path) -> None:
             None,
             None,
             [],
-            [ReadProblem(temp1, f"reading {temp1} failed: EIO (Input/output error)", "file_read")],
+            [ReadProblem(temp1, "file_read", f"reading {temp1} failed: EIO (Input/output error)")],
         ),
         ThermalZone("thermal_zone10", "pch_cannonlake", 41.0, None, []),
     ]
@@ -370,7 +370,7 @@ def test_thermal_zone_quirks(tmp_path: Path) -> None:
             "Fan",
             1,
             None,
-            [ReadProblem(max_state, f"{max_state}: expected an integer, read 'many'", "parse")],
+            [ReadProblem(max_state, "parse", f"{max_state}: expected an integer, read 'many'")],
         )
     ]
 
@@ -477,7 +477,7 @@ def test_iio_bad_values_and_links(tmp_path: Path) -> None:
                 IioChannel("in_illuminance", "illuminance", None, "lux", None, 0.1, None),
                 IioChannel("in_intensity_ir", "intensity", 12.0, "", 12.0, None, None),
             ],
-            [ReadProblem(rel, f"{rel}: expected a number, read 'dark'", "parse")],
+            [ReadProblem(rel, "parse", f"{rel}: expected a number, read 'dark'")],
         )
     ]
 
@@ -488,10 +488,10 @@ def test_unreadable_name_is_a_chip_problem_and_the_chip_is_still_read(tmp_path: 
     name = "class/hwmon/hwmon0/name"
     label = "class/hwmon/hwmon0/temp1_label"
     chip_problem = ReadProblem(
-        name, f"reading {name} failed: EIO (Input/output error)", "file_read"
+        name, "file_read", f"reading {name} failed: EIO (Input/output error)"
     )
     label_problem = ReadProblem(
-        label, f"reading {label} failed: EIO (Input/output error)", "file_read"
+        label, "file_read", f"reading {label} failed: EIO (Input/output error)"
     )
     [chip] = read_hwmon(sysfs)
     assert chip == HwmonChip(

@@ -9,10 +9,10 @@ from probelink.probes import registry
 from probelink.probes.context import ProbeContext
 from probelink.probes.readers.class_nvme import (
     NvmeController,
-    NvmeError,
     NvmeNamespace,
     read_nvme_controllers,
 )
+from probelink.probes.readers.problems import ReadProblem
 from probelink.probes.runner import run_one
 from probelink.probes.sysread import SysfsRoot
 from probelink.v1 import probe_pb2, storage_pb2
@@ -142,13 +142,13 @@ def test_errors_kept_per_controller(tmp_path: Path) -> None:
         model="Ctl A",
         state="resetting",
         namespaces=(NvmeNamespace("nvme0c0n1", 2048 * 512),),
-        errors=(
-            NvmeError(
+        errors=[
+            ReadProblem(
                 "class/nvme/nvme0/cntlid",
                 "parse",
                 "class/nvme/nvme0/cntlid: expected an integer, read 'x1'",
             ),
-        ),
+        ],
     )
     assert b == NvmeController(name="nvme1", model="Ctl B", state="live")
 

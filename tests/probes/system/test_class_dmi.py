@@ -13,6 +13,7 @@ from probelink.probes.readers.class_dmi import (
     is_placeholder,
     read_dmi,
 )
+from probelink.probes.readers.problems import ReadProblem
 from probelink.probes.sysread import SysfsRoot
 from tests.conftest import MACHINES
 from tests.treebuilder import Link, write_tree
@@ -151,21 +152,27 @@ def test_root_only_serial_is_absent_with_its_reason(tmp_path: Path) -> None:
     assert rec == DmiRecord(
         sys_vendor="LENOVO",
         product_name="20XW00GMUS",
-        unreadable={
-            "product_serial": (
-                "reading class/dmi/id/product_serial failed: EACCES (Permission denied)"
+        errors=[
+            ReadProblem(
+                "class/dmi/id/product_serial",
+                "file_read",
+                "reading class/dmi/id/product_serial failed: EACCES (Permission denied)",
             )
-        },
+        ],
     )
 
 
-def test_bad_chassis_type_is_kept_as_unreadable(tmp_path: Path) -> None:
+def test_bad_chassis_type_is_kept_as_a_parse_problem(tmp_path: Path) -> None:
     sysfs = dmi_tree(tmp_path, {"sys_vendor": "QEMU\n", "chassis_type": "laptop\n"})
     assert read_dmi(sysfs) == DmiRecord(
         sys_vendor="QEMU",
-        unreadable={
-            "chassis_type": "class/dmi/id/chassis_type: expected an integer, read 'laptop'"
-        },
+        errors=[
+            ReadProblem(
+                "class/dmi/id/chassis_type",
+                "parse",
+                "class/dmi/id/chassis_type: expected an integer, read 'laptop'",
+            )
+        ],
     )
 
 
@@ -178,5 +185,5 @@ def test_link_out_of_the_root_is_not_followed(tmp_path: Path) -> None:
     assert rec is not None
     assert rec.sys_vendor is None
     assert rec.bios_version == "1.0"
-    assert set(rec.unreadable) == {"sys_vendor"}
-    assert "outside the sysfs root" in rec.unreadable["sys_vendor"]
+    assert [p.source for p in rec.errors] == ["class/dmi/id/sys_vendor"]
+    assert "outside the sysfs root" in rec.errors[0].message
