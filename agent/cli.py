@@ -25,8 +25,9 @@ from probelink.agent.render import render_report
 from probelink.agent.selfcheck import Hooks, SelfCheckPlan, run_selfcheck
 from probelink.probes.context import ProbeContext
 from probelink.probes.errors import ProbeProblem
-from probelink.probes.registry import ROUTINE, all_probes
-from probelink.probes.results import FAIL
+from probelink.probes.registry import ROUTINE, TELEMETRY, all_probes
+from probelink.probes.results import FAIL, SKIP
+from probelink.probes.runner import run_telemetry
 from probelink.v1 import probe_pb2, report_pb2, routine_pb2
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -76,6 +77,7 @@ def _context(
     serial_port: str | None = None,
     read_target: Path | None = None,
     limits: dict[str, float] | None = None,
+    simulated: bool = False,
 ) -> ProbeContext:
     if sysfs_root is not None and not sysfs_root.is_dir():
         why = "is not a directory" if sysfs_root.exists() else "does not exist"
@@ -89,6 +91,7 @@ def _context(
             serial_port=serial_port,
             read_target=read_target,
             limits=limits or {},
+            simulated=simulated,
         )
     except ProbeProblem as exc:
         raise typer.BadParameter(str(exc)) from exc
@@ -161,6 +164,7 @@ def check(
             "--psutil-snapshot",
             help="Folder of a captured psutil snapshot (default: psutil/ beside --sysfs-root).",
             file_okay=False,
+            exists=True,
         ),
     ] = None,
     smartctl_json: Annotated[
@@ -207,9 +211,19 @@ def check(
             "(repeatable; see docs/probes.md).",
         ),
     ] = None,
+    simulated_device: Annotated[
+        bool,
+        typer.Option(
+            "--simulated-device",
+            help="The --sysfs-root tree is a simulated device that changes while routines "
+            "run (benches, tests); without it routines do not watch a captured tree.",
+        ),
+    ] = False,
 ) -> None:
     """Check this device's battery, storage, sensors, ports and system, and give a verdict."""
     console = Console(stderr=json_out)
+    if out is not None and not out.parent.is_dir():
+        raise typer.BadParameter(f"{out.parent} is not a directory", param_hint="--out")
     ctx = _context(
         sysfs_root,
         psutil_snapshot,
@@ -218,6 +232,7 @@ def check(
         serial_port,
         read_target,
         parse_limits(limit or []),
+        simulated_device,
     )
     plan = SelfCheckPlan(tuple(probe or ()), routines)
     try:
@@ -251,9 +266,20 @@ def check(
 def list_probes(json_out: JsonOpt = False, sysfs_root: SysfsRootOpt = None) -> None:
     """List every probe, whether it can run here, and why not."""
     ctx = _context(sysfs_root)
+    # Telemetry takes milliseconds, so the honest answer is to run it: a probe that
+    # only SKIPs here is not supported here, for the reason it gives.
+    skipped: dict[str, str] = {}
+    for r in run_telemetry(all_probes(TELEMETRY), ctx):
+        if r.status == SKIP:
+            skipped.setdefault(r.probe, r.evidence)
+        else:
+            skipped[r.probe] = ""
     rows = []
     for spec in all_probes():
-        reason = spec.unsupported_reason(ctx)
+        if spec.kind == TELEMETRY:
+            reason = skipped.get(spec.name) or None
+        else:
+            reason = spec.unsupported_reason(ctx)
         rows.append(
             {
                 "name": spec.name,

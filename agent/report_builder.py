@@ -17,6 +17,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from probelink import __version__
 from probelink.agent.verdict import verdict
 from probelink.probes.context import ProbeContext
+from probelink.probes.errors import ProbeProblem
 from probelink.v1 import probe_pb2, report_pb2
 
 
@@ -33,9 +34,8 @@ def device_identity(ctx: ProbeContext) -> report_pb2.DeviceIdentity:
     try:
         identity: report_pb2.DeviceIdentity = from_dmi(ctx)
         return identity
-    except Exception:
-        # Identity is a courtesy for the reader of the report; a machine whose DMI
-        # cannot be read is still checked.
+    except ProbeProblem:
+        # A machine whose DMI cannot be read is still checked; system.dmi reports why.
         return report_pb2.DeviceIdentity()
 
 

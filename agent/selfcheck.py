@@ -12,7 +12,7 @@ stops, so the report of what did run is never lost.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from probelink.agent.report_builder import build_report
@@ -46,7 +46,6 @@ class SelfCheckOutcome:
     report: report_pb2.Report
     interrupted: bool = False
     probe_seconds: float = 0.0
-    ran: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -84,4 +83,4 @@ def run_selfcheck(
     report = build_report(results, ctx, kind=kind, started=started)
     # The results of one probe run share its duration (one per subject): count each run once.
     seen = {r.probe: r.duration.ToNanoseconds() / 1e9 for r in results if r.kind == TELEMETRY}
-    return SelfCheckOutcome(report, interrupted, sum(seen.values()), [r.probe for r in results])
+    return SelfCheckOutcome(report, interrupted, sum(seen.values()))

@@ -40,11 +40,11 @@ def verdict(report: report_pb2.Report) -> Verdict:
     if failed:
         overall = FAIL
         headline = f"Something needs attention: {_plural(failed, 'problem')} found."
-        advice = "See the items marked FAIL below; book a service check if they persist."
+        advice = "See the items marked FAIL above; book a service check if they persist."
     elif warned:
         overall = WARN
         headline = f"Working, with {_plural(warned, 'thing')} to keep an eye on."
-        advice = "Nothing is broken; the items marked WARN say what to watch or try."
+        advice = "Nothing is broken; the items marked WARN above say what to watch or try."
     elif passed:
         overall = PASS
         headline = "All checks passed: this device looks healthy."
@@ -52,7 +52,7 @@ def verdict(report: report_pb2.Report) -> Verdict:
     else:
         overall = status_pb2.STATUS_UNSPECIFIED
         headline = "Could not judge this device: no check could read its hardware here."
-        advice = "The reasons are listed below; this is common in virtual machines."
+        advice = "The reasons are listed above; this is common in virtual machines."
     if errored:
         advice += f" {_plural(errored, 'check')} could not run; that is not a hardware fault."
     return Verdict(overall, headline, advice, failed, warned, passed, skipped, errored)

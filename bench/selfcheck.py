@@ -20,7 +20,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = REPO / "tests" / "fixtures" / "machines" / "laptop-worn-battery" / "sys"
@@ -51,9 +53,10 @@ def probes_time(sysfs_root: Path | None) -> tuple[float, float]:
     return outcome.probe_seconds, time.perf_counter() - start
 
 
-def median_of(runs: int, fn, *args):  # type: ignore[no-untyped-def]
+def median_of(runs: int, fn: Callable[..., tuple[float, float]], *args: Any) -> tuple[float, float]:
+    """The median of each of the two figures `fn` returns, over `runs` calls."""
     samples = [fn(*args) for _ in range(runs)]
-    return tuple(statistics.median(s[i] for s in samples) for i in range(len(samples[0])))
+    return statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)
 
 
 def main() -> None:

@@ -65,6 +65,9 @@ class ProbeContext:
     # a file or device to read for the storage read-speed routine.
     serial_port: str | None = None
     read_target: Path | None = None
+    # A captured tree that a bench or a test changes while routines run (a simulated
+    # device), so routines that watch the machine may run against it.
+    simulated: bool = False
     # Overrides of probe limits by name, e.g. {"battery.min_health_pct": 75}.
     limits: dict[str, float] = field(default_factory=dict)
 

@@ -33,6 +33,13 @@ TELEMETRY = status_pb2.PROBE_KIND_TELEMETRY
 ROUTINE = status_pb2.PROBE_KIND_ROUTINE
 
 FAMILIES = ("battery", "storage", "sensors", "ports", "system")
+FAMILY_CATEGORY = {
+    "battery": BATTERY,
+    "storage": STORAGE,
+    "sensors": SENSORS,
+    "ports": PORTS,
+    "system": SYSTEM,
+}
 
 ProbeFn = Callable[["ProbeContext"], Iterable[probe_pb2.ProbeResult]]
 # Returns None when the probe can run here, else the reason it cannot.
@@ -107,12 +114,30 @@ _loaded = False
 
 
 def load_all() -> None:
-    """Import every probe module so that its decorator registers it."""
+    """Import every probe module so that its decorator registers it.
+
+    A module that fails to import (a bug, a missing optional library) must not take the
+    other probes down with it: it is registered under its module's name as a probe that
+    reports the import error, so the check still runs and says what broke.
+    """
     global _loaded
     if _loaded:
         return
     for family in FAMILIES:
         package = importlib.import_module(f"probelink.probes.{family}")
         for info in pkgutil.iter_modules(package.__path__):
-            importlib.import_module(f"{package.__name__}.{info.name}")
+            module = f"{package.__name__}.{info.name}"
+            try:
+                importlib.import_module(module)
+            except Exception as exc:
+                _register_broken(family, info.name, module, exc)
     _loaded = True
+
+
+def _register_broken(family: str, name: str, module: str, exc: Exception) -> None:
+    reason = f"the probe module {module} could not be loaded: {type(exc).__name__}: {exc}"
+
+    def broken(ctx: ProbeContext) -> Iterable[probe_pb2.ProbeResult]:
+        raise RuntimeError(reason)
+
+    register(ProbeSpec(f"{family}.{name}", FAMILY_CATEGORY[family], TELEMETRY, reason, broken))

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from probelink.v1 import report_pb2, routine_pb2, status_pb2
@@ -93,6 +94,8 @@ def test_one_probe_only() -> None:
         (["check", "--smartctl-json", "/no/such.json"], "does not exist"),
         (["check", "--timeout", "0"], "0.1"),
         (["check", "--bogus"], "No such option"),
+        (["check", "--psutil-snapshot", "/no/such/snapshot"], "does not exist"),
+        (["check", "--out", "/no/such/dir/report.pb"], "/no/such/dir is not a directory"),
         (["check", "--limit", "battery.min_health_pct"], "expected FAMILY.NAME=NUMBER"),
         (["check", "--limit", "battery.min_health_pct=lots"], "'lots' is not a number"),
     ],
@@ -150,6 +153,7 @@ def test_ctrl_c_during_a_routine_keeps_the_partial_report(tmp_path: Path) -> Non
             "check",
             "--sysfs-root",
             str(MACHINES / "laptop-worn-battery" / "sys"),
+            "--simulated-device",
             "--probe",
             "system.cpu",
             "--probe",
@@ -164,7 +168,12 @@ def test_ctrl_c_during_a_routine_keeps_the_partial_report(tmp_path: Path) -> Non
         stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
-    time.sleep(3)
+    # Wait for the routine's child process, then give it a moment to take its first
+    # sample, so the Ctrl-C lands in the routine and not before it.
+    deadline = time.monotonic() + 60
+    while not psutil.Process(proc.pid).children() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.5)
     # A terminal's Ctrl-C reaches the whole foreground process group.
     os.killpg(proc.pid, signal.SIGINT)
     _, stderr = proc.communicate(timeout=30)

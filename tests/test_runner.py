@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -97,3 +100,30 @@ def test_a_hanging_probe_is_abandoned_and_the_others_report(tmp_path: Path) -> N
     assert [(r.probe, r.status) for r in out] == [("sensors.hangs", ERROR), ("sensors.quick", PASS)]
     assert out[0].error.kind == probe_pb2.PROBE_ERROR_KIND_TIMEOUT
     assert "0.3 s" in out[0].evidence
+
+
+def test_a_probe_module_that_cannot_load_is_an_error_and_the_others_still_run(
+    tmp_path: Path,
+) -> None:
+    # A real module that fails at import, put on the system family's path, in a fresh
+    # interpreter so this process's registry stays as it was.
+    (tmp_path / "zz_broken.py").write_text("raise ImportError('libfoo is missing')\n")
+    script = f"""
+import json
+import probelink.probes.system as family
+family.__path__.append({str(tmp_path)!r})
+from probelink.probes import TELEMETRY, ProbeContext, all_probes, get, run_one
+names = [s.name for s in all_probes(TELEMETRY)]
+[r] = run_one(get("system.zz_broken"), ProbeContext.for_machine())
+print(json.dumps({{"names": names, "status": r.status, "kind": r.error.kind,
+                  "message": r.error.message}}))
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    out = json.loads(proc.stdout)
+    assert {"system.zz_broken", "system.cpu", "battery.power_supply"} <= set(out["names"])
+    assert out["status"] == ERROR
+    assert out["kind"] == probe_pb2.PROBE_ERROR_KIND_INTERNAL
+    assert "probelink.probes.system.zz_broken could not be loaded" in out["message"]
+    assert "ImportError: libfoo is missing" in out["message"]

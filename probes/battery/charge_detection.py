@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from probelink.probes.battery._routines import NO_BATTERY, battery_routine_reason
 from probelink.probes.context import ProbeContext
 from probelink.probes.errors import Unsupported
 from probelink.probes.readers.class_power_supply import (
@@ -27,7 +28,6 @@ from probelink.probes.registry import BATTERY
 from probelink.probes.routine import Finished, RoutineRun, routine
 from probelink.v1 import routine_pb2
 
-NO_BATTERY = "no system battery in class/power_supply (desktop or VM)"
 POLL_S = 1.0
 ACCEPTED = ("Charging", "Full")
 
@@ -39,16 +39,12 @@ def _accepted(battery: PowerSupply, supplies: list[PowerSupply]) -> bool:
     return battery.status == "Not charging" and adapter_online
 
 
-def no_battery_reason(ctx: ProbeContext) -> str | None:
-    return None if system_battery(ctx.sysfs) else NO_BATTERY
-
-
 @routine(
     "battery.charge_detection",
     BATTERY,
     "The battery charges when the charger is plugged in",
     time_budget_s=300,
-    support=no_battery_reason,
+    support=battery_routine_reason,
 )
 def charge_detection(ctx: ProbeContext, run: RoutineRun) -> Finished:
     timeout_s = ctx.limit("battery.charge_detect_timeout_s", 30)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 
+from probelink.probes.battery._routines import NO_BATTERY, battery_routine_reason
 from probelink.probes.context import ProbeContext
 from probelink.probes.errors import Unsupported
 from probelink.probes.readers.class_power_supply import PowerSupply, read_supply, system_battery
@@ -34,7 +35,6 @@ from probelink.probes.registry import BATTERY
 from probelink.probes.routine import Finished, RoutineRun, routine
 from probelink.v1 import routine_pb2
 
-NO_BATTERY = "no system battery in class/power_supply (desktop or VM)"
 STEPS = 10
 # How long a laptop may take to report Discharging once the charger is pulled.
 UNPLUG_SETTLE_S = 5.0
@@ -51,10 +51,6 @@ class Sample:
     energy_wh: float | None  # "energy_now"
     draw_w: float | None  # "power_now", else voltage_now x current_now; sign dropped
     draw_pct_per_hour: float | None  # the draw against the full capacity
-
-
-def no_battery_reason(ctx: ProbeContext) -> str | None:
-    return None if system_battery(ctx.sysfs) else NO_BATTERY
 
 
 def _sample(s: PowerSupply) -> Sample:
@@ -157,7 +153,7 @@ def _detail(
     BATTERY,
     "Battery drain over a bounded window, on an idle device",
     time_budget_s=600,
-    support=no_battery_reason,
+    support=battery_routine_reason,
 )
 def discharge_rate(ctx: ProbeContext, run: RoutineRun) -> Finished:
     window_s = ctx.limit("battery.discharge_window_s", 60)

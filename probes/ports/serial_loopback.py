@@ -47,16 +47,24 @@ def _open(serial: Any, device: str, baud: int, timeout_s: float) -> Any:
         raise Unavailable(f"could not open {device}: {why}", device) from exc
 
 
+NO_PORT = "no port chosen: pass --serial-port"
+
+
+def _needs_port(ctx: ProbeContext) -> str | None:
+    return None if ctx.serial_port else NO_PORT
+
+
 @routine(
     "ports.serial_loopback",
     PORTS,
     "Serial port loopback: bytes sent come back intact",
     time_budget_s=60,
+    support=_needs_port,
 )
 def serial_loopback(ctx: ProbeContext, run: RoutineRun) -> Finished:
     device = ctx.serial_port
     if not device:
-        raise Unsupported("no port chosen: pass --serial-port")
+        raise Unsupported(NO_PORT)
     serial = _pyserial()
     if not run.ask("fit_loopback_plug", f"Fit the loopback plug to {device}, then press Enter."):
         raise Unsupported(f"nobody confirmed the loopback plug was fitted to {device}")

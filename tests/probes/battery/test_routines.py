@@ -38,7 +38,7 @@ def put(root: Path, rel: str, value: str) -> None:
 
 
 def ctx(root: Path, **limits: float) -> ProbeContext:
-    return ProbeContext.for_machine(root, limits=dict(limits))
+    return ProbeContext.for_machine(root, limits=dict(limits), simulated=True)
 
 
 def never(code: str, question: str) -> bool:
@@ -320,3 +320,14 @@ def test_battery_without_status_cannot_detect_charging(tmp_path: Path) -> None:
     result = run_inline(get("battery.charge_detection"), ctx(root), ask=never)
     assert result.outcome == R.ROUTINE_OUTCOME_UNSUPPORTED
     assert result.reason == "BAT0 reports no status, so charging cannot be detected"
+
+
+@pytest.mark.parametrize("name", ["battery.charge_detection", "battery.discharge_rate"])
+def test_a_captured_machine_is_not_watched_by_routines(name: str) -> None:
+    # A still picture cannot show a battery charging: the routine must not judge it.
+    ctx = ProbeContext.for_machine(MACHINES / "laptop-worn-battery" / "sys")
+    asked: list[str] = []
+    result = run_inline(get(name), ctx, ask=lambda code, q: asked.append(code) or True)
+    assert result.outcome == routine_pb2.ROUTINE_OUTCOME_UNSUPPORTED
+    assert "captured machine" in result.reason
+    assert asked == []
