@@ -16,6 +16,9 @@ against `battery.max_temp_celsius`. What real drivers do is taken as it is:
 - A "Device" scope battery belongs to a peripheral (a wireless mouse): it is reported,
   never judged against a laptop's limits, and it does not give a desktop a battery.
 - An attribute that cannot be read makes that battery ERROR; other batteries are judged.
+- `present` 0 is an empty bay (a laptop's second bay, an ACPI stub): reported as SKIP
+  ("BAT1: bay empty") with what the driver says, never a WARN on a healthy machine. When
+  every system battery's bay is empty, the machine has no battery to judge.
 
 Without any battery in sysfs, psutil's `sensors_battery()` is the fallback (charge and plug
 state only, so no health can be judged); without that either, the probe SKIPs. psutil is
@@ -88,6 +91,7 @@ SCOPE = {
 }
 
 NO_BATTERY = "no battery: class/power_supply has no Battery-type supply (desktop or VM)"
+NO_BATTERY_IN_BAY = "no battery: the driver reports every battery bay empty ({bays})"
 NO_PERIPHERAL_ONLY = (
     "no system battery: the only batteries in class/power_supply power peripherals (desktop or VM)"
 )
@@ -205,8 +209,6 @@ def _health_check(ctx: ProbeContext, health: float) -> probe_pb2.Check:
 
 def _judge(ctx: ProbeContext, s: PowerSupply) -> tuple[list[probe_pb2.Check], list[probe_pb2.Fact]]:
     """The checks of a system battery's limits, and facts for what could not be judged."""
-    if s.present is False:
-        return [check("battery.present", WARN, "the driver reports no battery in the bay")], []
     checks: list[probe_pb2.Check] = []
     facts: list[probe_pb2.Fact] = []
 
@@ -293,6 +295,15 @@ def _system_battery(
     )
 
 
+def _empty_bay(s: PowerSupply) -> probe_pb2.ProbeResult:
+    # Nothing to judge in an empty bay. Drivers often fail to read the other attributes
+    # of a battery that is not there: kept as facts for the engineer, not an ERROR.
+    unreadable = [fact("unreadable", e.message) for e in s.errors]
+    return result(
+        SKIP, f"{s.name}: bay empty", subject=s.name, facts=unreadable, battery=battery_info(s)
+    )
+
+
 def _peripheral_battery(s: PowerSupply) -> probe_pb2.ProbeResult:
     info = battery_info(s)
     if s.errors:
@@ -349,7 +360,8 @@ def power_supply(ctx: ProbeContext) -> list[probe_pb2.ProbeResult]:
         )
     supplies = read_power_supplies(ctx.sysfs)
     adapters = _adapter_facts(supplies)
-    results = [_system_battery(ctx, s, adapters) for s in supplies if s.is_system_battery]
+    system = [s for s in supplies if s.is_system_battery]
+    results = [_system_battery(ctx, s, adapters) for s in system if s.present is not False]
     # A supply whose type could not be read may be a battery: say so rather than drop it.
     results += [
         errored(first_error(s.errors), subject=s.name)
@@ -359,8 +371,18 @@ def power_supply(ctx: ProbeContext) -> list[probe_pb2.ProbeResult]:
     peripherals = [
         _peripheral_battery(s) for s in supplies if s.is_battery and not s.is_system_battery
     ]
+    empty = [_empty_bay(s) for s in system if s.present is False]
     if results:
-        return results + peripherals
+        return results + empty + peripherals
+    if empty:
+        # Only empty bays: no battery to judge. psutil is not asked, as it reads this
+        # same directory; the bays' results keep what the driver said about them.
+        bays = ", ".join(r.subject for r in empty)
+        return [
+            result(SKIP, NO_BATTERY_IN_BAY.format(bays=bays), facts=adapters),
+            *empty,
+            *peripherals,
+        ]
     if peripherals:
         # psutil takes any "*battery*" supply for the system battery: here it would be
         # the mouse's, so it is not asked.

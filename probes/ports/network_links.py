@@ -16,6 +16,12 @@ Findings, for an interface that is up, not loopback:
 
 Wi-Fi reports no duplex worth judging, so only wired links are judged for it; an
 interface is wireless when sysfs says so (`class/net/<if>/wireless`) or its name says so.
+
+Virtual interfaces (a bridge, docker0, veth, ifb, tun) are no ports: no cable to check,
+and their counters count software drops. When sysfs lists the interface
+(`class/net/<if>`) but it has no `device` link to hardware, it is reported with the
+fact kind "virtual interface" and never judged. Without `class/net/<if>` nothing is
+known, and the interface is judged like a wired one.
 """
 
 from __future__ import annotations
@@ -36,6 +42,14 @@ WIRELESS_PREFIXES = ("wl", "ww", "wifi")
 
 def is_wireless(ctx: ProbeContext, name: str) -> bool:
     return ctx.sysfs.is_dir(f"class/net/{name}/wireless") or name.startswith(WIRELESS_PREFIXES)
+
+
+def is_virtual(ctx: ProbeContext, name: str) -> bool:
+    """Listed in sysfs but backed by no device: software only (bridge, veth, ifb...)."""
+    return (
+        ctx.sysfs.is_dir(f"class/net/{name}")
+        and ctx.sysfs.resolve(f"class/net/{name}/device") is None
+    )
 
 
 def _mac(addrs: list[Any]) -> str:
@@ -63,7 +77,11 @@ def to_proto(name: str, stats: Any, addrs: list[Any], io: Any | None) -> ports_p
 
 
 def judge(
-    link: ports_pb2.NetworkLink, io: Any | None, wireless: bool, limits: dict[str, float]
+    link: ports_pb2.NetworkLink,
+    io: Any | None,
+    wireless: bool,
+    limits: dict[str, float],
+    virtual: bool = False,
 ) -> probe_pb2.ProbeResult:
     checks: list[probe_pb2.Check] = []
     measurements = []
@@ -71,7 +89,7 @@ def judge(
         measurements.append(measurement("link_speed", link.speed_mbps, "mbps"))
     packets = int(io.packets_recv + io.packets_sent) if io else 0
     errors = link.errors_in + link.errors_out
-    if link.is_up and not link.is_loopback:
+    if link.is_up and not link.is_loopback and not virtual:
         if link.duplex == "half" and not wireless:
             speed = f" at {link.speed_mbps:g} Mb/s" if link.HasField("speed_mbps") else ""
             checks.append(
@@ -99,13 +117,20 @@ def judge(
     rate = f"{link.speed_mbps:g} Mb/s" if link.HasField("speed_mbps") else "no rate reported"
     if link.is_loopback:
         evidence = f"{link.name}: loopback, {state}"
+    elif virtual:
+        evidence = f"{link.name}: virtual interface, {state}"
     elif wireless:
         evidence = f"{link.name}: {state}, wireless, {rate}"
     else:
         evidence = f"{link.name}: {state}, {rate}, {link.duplex} duplex"
-    if errors and not link.is_loopback:
+    if errors and not link.is_loopback and not virtual:
         evidence += f", {errors} errors in {packets} packets"
-    kind = "loopback" if link.is_loopback else ("wireless" if wireless else "wired")
+    if link.is_loopback:
+        kind = "loopback"
+    elif virtual:
+        kind = "virtual interface"
+    else:
+        kind = "wireless" if wireless else "wired"
     facts = [fact("kind", kind)]
     return result(
         worst(checks),
@@ -145,5 +170,6 @@ def network_links(ctx: ProbeContext) -> Iterable[probe_pb2.ProbeResult]:
     for name in sorted(stats):
         io = counters.get(name)
         link = to_proto(name, stats[name], addrs.get(name, []), io)
-        results.append(judge(link, io, is_wireless(ctx, name), limits))
+        wireless, virtual = is_wireless(ctx, name), is_virtual(ctx, name)
+        results.append(judge(link, io, wireless, limits, virtual))
     return results

@@ -15,6 +15,10 @@ the customer can often fix, with a message that says where the limit comes from:
 - no root hub on the machine speaks USB 3: the computer is the limit, nothing to fix (PASS);
 - nothing known about the port: "try another port or cable".
 
+The declared version does not tell SuperSpeed Gen 1 from Gen 2 (many "USB 3.1" and
+"USB 3.2" devices are Gen 1), so the rate a USB 3.x device should at least reach, its
+`capable_speed_mbps`, is 5000 Mb/s whatever the x.
+
 A USB 1.1 keyboard at 1.5 Mb/s or a USB 2 webcam at 480 Mb/s runs at its own full rate
 and is not a finding. Root hubs (`usbN`) are reported for the inventory but not judged:
 they are the host controller's virtual hubs, and their `speed` is the bus's rate.
@@ -36,18 +40,31 @@ USB2_MAX_MBPS = 480.0
 
 
 def capable_speed_mbps(version: float | None) -> float | None:
-    """The highest rate the declared USB version allows, Mb/s."""
+    """The rate every device of the declared USB version can at least reach, Mb/s.
+
+    >>> capable_speed_mbps(3.2), capable_speed_mbps(2.0)
+    (5000.0, 480.0)
+    """
     if version is None:
         return None
-    if version >= 3.2:
-        return 20000.0  # USB 3.2 Gen 2x2
-    if version >= 3.1:
-        return 10000.0  # USB 3.1 Gen 2
     if version >= 3.0:
+        # bcdUSB 3.1 or 3.2 does not say which SuperSpeed generation the device has:
+        # many "USB 3.2" sticks are Gen 1 (5 Gb/s). Only 5000 Mb/s is certain.
         return 5000.0
     if version >= 2.0:
         return 480.0
     return 12.0  # USB 1.x: full speed (low-speed devices also declare 1.x)
+
+
+def _capable(d: UsbDevice) -> float | None:
+    """The version's floor, or the rate it runs at now where that is higher.
+
+    A Gen 2 device at 10000 Mb/s has shown what it can do.
+    """
+    capable = capable_speed_mbps(d.usb_version)
+    if capable is not None and d.speed_mbps is not None:
+        return max(capable, d.speed_mbps)
+    return capable
 
 
 def is_degraded(device: UsbDevice) -> bool:
@@ -73,6 +90,11 @@ def _version(value: float | None) -> str:
     return text[:-1] if text.endswith("0") else text
 
 
+def _rate(d: UsbDevice) -> str:
+    """The USB generation a slow rate belongs to, for a degraded device."""
+    return "USB 2 speed" if d.speed_mbps == USB2_MAX_MBPS else "USB 1 speed"
+
+
 def to_proto(d: UsbDevice) -> ports_pb2.UsbDevice:
     return ports_pb2.UsbDevice(
         bus_id=d.bus_id,
@@ -85,7 +107,7 @@ def to_proto(d: UsbDevice) -> ports_pb2.UsbDevice:
         serial=d.serial or "",
         usb_version=d.usb_version,
         speed_mbps=d.speed_mbps,
-        capable_speed_mbps=capable_speed_mbps(d.usb_version),
+        capable_speed_mbps=_capable(d),
         device_class=d.device_class or "",
         removable=d.removable or "",
         degraded=is_degraded(d),
@@ -101,9 +123,7 @@ def _name(d: UsbDevice) -> str:
 
 def _speed_check(d: UsbDevice, by_id: dict[str, UsbDevice], host_has_usb3: bool) -> probe_pb2.Check:
     """Why a USB 3 device runs slow, as far as the machine can tell, and what to do."""
-    version, speed = _version(d.usb_version), _mbps(d.speed_mbps)
-    rate = "USB 2 speed" if d.speed_mbps == USB2_MAX_MBPS else "USB 1 speed"
-    slow = f"USB {version} device running at {speed} ({rate})"
+    slow = f"USB {_version(d.usb_version)} device running at {_mbps(d.speed_mbps)} ({_rate(d)})"
     parent = by_id.get(d.parent_bus_id or "")
     if d.port_has_usb3_peer:
         # The connector has a SuperSpeed twin: the cable or a dirty contact is to blame.
@@ -146,7 +166,7 @@ def judge(d: UsbDevice, by_id: dict[str, UsbDevice], host_has_usb3: bool) -> pro
     measurements = []
     if d.speed_mbps is not None:
         measurements.append(measurement("negotiated_speed", d.speed_mbps, "mbps"))
-    capable = capable_speed_mbps(d.usb_version)
+    capable = _capable(d)
     if capable is not None:
         measurements.append(measurement("capable_speed", capable, "mbps"))
     checks = []
@@ -158,8 +178,8 @@ def judge(d: UsbDevice, by_id: dict[str, UsbDevice], host_has_usb3: bool) -> pro
     elif checks:
         # The evidence states the facts; the check carries the advice.
         evidence = (
-            f"{_name(d)}: USB {_version(d.usb_version)} at {_mbps(d.speed_mbps)}, "
-            f"built for up to {_mbps(capable)}"
+            f"{_name(d)}: USB {_version(d.usb_version)} device at {_mbps(d.speed_mbps)} "
+            f"({_rate(d)}); it should reach at least {_mbps(capable)}"
         )
     else:
         evidence = f"{_name(d)}: USB {_version(d.usb_version)} at {_mbps(d.speed_mbps)}"

@@ -148,5 +148,10 @@ def read_power_supplies(sysfs: SysfsRoot) -> list[PowerSupply]:
 
 
 def system_battery(sysfs: SysfsRoot) -> PowerSupply | None:
-    """The first battery that powers this machine (not a peripheral's), freshly read."""
-    return next((s for s in read_power_supplies(sysfs) if s.is_system_battery), None)
+    """The first battery that powers this machine (not a peripheral's), freshly read.
+
+    A bay the driver reports empty (`present` 0) is passed over: an empty first bay must
+    not stand in for the battery that is in the second.
+    """
+    batteries = [s for s in read_power_supplies(sysfs) if s.is_system_battery]
+    return next((s for s in batteries if s.present is not False), None)

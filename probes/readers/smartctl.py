@@ -17,6 +17,9 @@ One output describes one device. The fields come from smartctl's JSON schema:
 - ATA: `ata_smart_attributes.table[]`, found BY NAME: the ID of an attribute differs
   between vendors, the name smartctl gives it (from its drive database) does not.
 - SCSI: `scsi_grown_defect_list`, `scsi_error_counter_log.{read,write,verify}`.
+- With `-n standby` smartctl does not wake a sleeping drive: it exits with status 2 (bit 1,
+  as if the device could not be opened) and says "Device is in STANDBY mode, exit(2)" in
+  `smartctl.messages[]` (also "SLEEP", "IDLE" or "STANDBY (OS)"); see `low_power_mode`.
 
 The reader decodes and keeps values; it knows nothing of limits or verdicts (the probe
 `storage.smart` judges). A field of the wrong type is kept in `errors` and read as None,
@@ -43,6 +46,10 @@ EXIT_PREFAIL_AT_THRESHOLD = 1 << 4
 EXIT_AT_THRESHOLD_IN_PAST = 1 << 5
 EXIT_ERROR_LOG = 1 << 6
 EXIT_SELF_TEST_LOG = 1 << 7
+
+# smartctl's answer to `-n POWERMODE` for a drive it left asleep (ataprint.cpp, scsiprint.cpp,
+# smartctl.cpp): "Device is in STANDBY mode, exit(2)", "... in STANDBY (OS) mode, ...".
+_LOW_POWER = re.compile(r"Device is in (?P<mode>.+?) mode, exit\(\d+\)")
 
 # NVMe SMART/Health log byte 0, "Critical Warning" (NVMe base specification, Figure
 # "SMART / Health Information Log Page"); the names smartctl gives them in smart_status.nvme.
@@ -237,6 +244,16 @@ class SmartctlReport:
     @property
     def error_messages(self) -> tuple[str, ...]:
         return tuple(m.string for m in self.messages if m.severity == "error")
+
+    @property
+    def low_power_mode(self) -> str | None:
+        """The power mode ("STANDBY", "SLEEP", ...) that made smartctl leave the drive
+        alone under `-n`, or None when it was queried."""
+        for m in self.messages:
+            found = _LOW_POWER.search(m.string)
+            if found:
+                return found["mode"]
+        return None
 
 
 @dataclass(frozen=True)

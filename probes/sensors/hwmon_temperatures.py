@@ -10,7 +10,9 @@ One result per sensor:
   above 200 °C, see `_common`): WARN `sensors.sensor_fault`. A broken sensor is itself a
   finding a technician should see, but it is neither "cold" nor "overheating", so no
   temperature verdict is given;
-- the chip raised its alarm, or the reading is at or above `tempN_crit`: FAIL;
+- the reading is at or above `tempN_crit`: FAIL (and so is the chip's alarm then);
+- the chip raised its alarm (`tempN_alarm`) below the critical limit: WARN, since
+  super-I/O alarm bits are often latched from a past excursion or spurious;
 - at or above `tempN_max`: WARN; otherwise PASS.
 
 The limits are the chip's own (the firmware or driver knows the part); a chip without
@@ -73,10 +75,14 @@ def judge(sensor: sensors_pb2.ThermalSensor, ctx: ProbeContext) -> list[probe_pb
     temp = sensor.temp_celsius
     checks = []
     if sensor.alarm:
+        # A super-I/O alarm bit is latched (it stays set after a past excursion) or
+        # spurious: alone it is worth a look (WARN, as fan and voltage alarms), and only
+        # a reading at or above the critical limit makes it a failure.
+        at_crit = sensor.HasField("crit_celsius") and temp >= sensor.crit_celsius
         checks.append(
             check(
                 "sensors.temp_alarm",
-                FAIL,
+                FAIL if at_crit else WARN,
                 f"the chip raised its alarm for {what} at {celsius(temp)}",
             )
         )

@@ -5,7 +5,10 @@
 The person chooses the target (`ctx.read_target`); nothing is read without one. The read
 stops at `storage.read_bytes` (256 MiB) or after `storage.read_window_s` (10 s), whichever
 comes first, in 1 MiB chunks, and fails below `storage.min_read_mib_s` (20 MiB/s).
-Nothing is written, so any drive or file is safe to test.
+Nothing is written, so any drive or file is safe to test. A target smaller than one
+chunk cannot give a speed and is not measured. A read error (EIO) is a finding only on
+a block device; on a file it may come from the network or a FUSE daemon, so there it
+means "could not run".
 """
 
 from __future__ import annotations
@@ -50,7 +53,8 @@ def read_speed(ctx: ProbeContext, run: RoutineRun) -> Finished:
     except OSError as exc:
         raise Unavailable(f"{path} could not be opened: {exc.strerror}", path) from exc
     try:
-        if not (stat.S_ISREG(os.fstat(fd).st_mode) or stat.S_ISBLK(os.fstat(fd).st_mode)):
+        mode = os.fstat(fd).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISBLK(mode)):
             raise Unsupported(f"{path} is neither a regular file nor a block device")
         # Pages of the target already in memory would be "read" at memory speed. Asking
         # the kernel to drop them (clean pages only; nothing is lost) makes the read come
@@ -61,13 +65,19 @@ def read_speed(ctx: ProbeContext, run: RoutineRun) -> Finished:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
         except OSError:
             pass  # advice is optional: a filesystem that refuses it is still read and measured
-        return _measure(run, fd, path, max_bytes, window_s, min_mib_s)
+        return _measure(run, fd, path, stat.S_ISBLK(mode), max_bytes, window_s, min_mib_s)
     finally:
         os.close(fd)
 
 
 def _measure(
-    run: RoutineRun, fd: int, path: str, max_bytes: int, window_s: float, min_mib_s: float
+    run: RoutineRun,
+    fd: int,
+    path: str,
+    is_block_device: bool,
+    max_bytes: int,
+    window_s: float,
+    min_mib_s: float,
 ) -> Finished:
     def detail(done: int, seconds: float) -> routine_pb2.StorageReadSpeedDetail:
         mib_s = done / MIB / seconds if seconds > 0 else 0.0
@@ -82,6 +92,7 @@ def _measure(
     buf = bytearray(CHUNK_BYTES)
     view = memoryview(buf)
     done = chunks = 0
+    at_end = False
     start = time.perf_counter()
     elapsed = 0.0
     run.progress(1, f"reading {path}")
@@ -92,19 +103,25 @@ def _measure(
             got = os.readv(fd, [view[:want]])
         except OSError as exc:
             elapsed = time.perf_counter() - start
-            if exc.errno == errno.EIO:
+            if exc.errno == errno.EIO and is_block_device:
                 # The device itself could not return data it holds: that is the finding
-                # this routine exists for, not a failure to run.
+                # this routine exists for, not a failure to run. On a file, EIO may come
+                # from an NFS server, a FUSE daemon or a filesystem, not this drive's
+                # media: "could not run" below.
                 return Finished(
                     False,
                     f"read error (EIO) after {done} bytes of {path}: the "
                     f"device could not read its own data",
                     detail(done, elapsed),
                 )
-            raise Unavailable(f"reading {path} failed: {exc.strerror}", path) from exc
+            why = ""
+            if exc.errno == errno.EIO:
+                why = " (a file, not a block device: the error may come from its filesystem)"
+            raise Unavailable(f"reading {path} failed: {exc.strerror}{why}", path) from exc
         elapsed = time.perf_counter() - start
         if got == 0:
-            break  # end of the file or device
+            at_end = True  # end of the file or device
+            break
         done += got
         chunks += 1
         if chunks % REPORT_EVERY_CHUNKS == 0:
@@ -113,6 +130,10 @@ def _measure(
             run.progress(min(99, int(percent)), f"{done // MIB} MiB read")
     if done == 0:
         raise Unsupported(f"{path} is empty: nothing to read")
+    if at_end and done < MIB:
+        # The whole target was read in less than a chunk: too little to time (it would
+        # be one system call, mostly its overhead), so no speed is claimed.
+        raise Unsupported(f"{path} is only {done} bytes; a speed needs at least 1 MiB")
     final = detail(done, elapsed)
     run.keep(final)
     mib_s = final.mib_per_s

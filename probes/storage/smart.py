@@ -5,7 +5,9 @@
     [2]                                           # WARN: 92 % of rated endurance used
 
 With captured outputs (`--smartctl-json FILE`) those are judged; otherwise smartctl
-runs here: `smartctl --json --scan`, then `smartctl --json -x -d TYPE DEVICE` per drive.
+runs here: `smartctl --json --scan`, then `smartctl --json -x -n standby -d TYPE DEVICE`
+per drive. `-n standby` keeps smartctl from spinning up a sleeping hard drive (a health
+check should not wear the disk or wake a quiet NAS); such a drive is SKIP, "not checked".
 
 The drive's own overall verdict (`smart_status.passed`) is only one check among many:
 drives say PASSED while they log media errors, reallocated sectors or grown defects,
@@ -30,7 +32,17 @@ from probelink.probes.errors import (
 from probelink.probes.readers import smartctl as reader
 from probelink.probes.readers.smartctl import SmartctlReport
 from probelink.probes.registry import STORAGE, telemetry
-from probelink.probes.results import FAIL, PASS, WARN, check, errored, fact, result, worst
+from probelink.probes.results import (
+    FAIL,
+    PASS,
+    SKIP,
+    WARN,
+    check,
+    errored,
+    fact,
+    result,
+    worst,
+)
 from probelink.v1 import probe_pb2, storage_pb2
 
 NOT_INSTALLED = "smartctl is not installed; SMART health not checked"
@@ -89,7 +101,8 @@ def _run_live(ctx: ProbeContext) -> list[probe_pb2.ProbeResult]:
             exc = ProbeTimeout("no time left in the probe's budget for this drive", dev.name)
             results.append(errored(exc, subject=dev.name))
             continue
-        argv = [program, "--json", "-x"]
+        # -n standby: a drive in STANDBY or SLEEP is left asleep; smartctl exits 2 then.
+        argv = [program, "--json", "-x", "-n", "standby"]
         if dev.type:
             argv += ["-d", dev.type]
         argv.append(dev.name)
@@ -438,6 +451,16 @@ def judge(ctx: ProbeContext, report: SmartctlReport, source: str = "") -> probe_
     """One drive's result: its StorageDevice and the checks its counters earn."""
     subject = report.target or Path(source).stem
     device = to_proto(report)
+    mode = report.low_power_mode
+    if mode is not None and not report.has_health_data:
+        # Not a failure to open: smartctl was asked (-n standby) not to wake the drive.
+        return result(
+            SKIP,
+            f"{subject}: in standby: not checked, so as not to wake it",
+            subject=subject,
+            facts=[fact("power_mode", mode)],
+            storage_device=device,
+        )
     problem = _could_not_judge(report, source)
     if problem is not None:
         return errored(problem, subject=subject, storage_device=device)

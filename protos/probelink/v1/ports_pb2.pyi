@@ -54,7 +54,9 @@ class UsbDevice(_message.Message):
     speed_mbps: _builtins.float
     """"speed": the negotiated signalling rate in Mb/s (1.5, 12, 480, 5000, 10000, 20000)."""
     capable_speed_mbps: _builtins.float
-    """The highest rate the declared version allows, Mb/s."""
+    """The SuperSpeed rate every device of the declared version supports (5000 for any USB 3.x:
+    the version does not tell Gen 1 from Gen 2); 480 for USB 2.x, 12 for USB 1.x. Mb/s.
+    """
     device_class: _builtins.str
     """bDeviceClass, two hex digits."""
     removable: _builtins.str

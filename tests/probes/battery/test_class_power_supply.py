@@ -126,6 +126,27 @@ def tree(tmp_path: Path, attrs: dict[str, str | bytes | Link | Dir]) -> Path:
     return write_tree(tmp_path / "sys", files)
 
 
+def test_system_battery_passes_over_an_empty_bay(tmp_path: Path) -> None:
+    # A ThinkPad-style second bay: BAT0 reports no battery, BAT1 holds the one in use.
+    bat1 = "devices/platform/test-battery/power_supply/BAT1"
+    root = write_tree(
+        tmp_path / "sys",
+        {
+            "class/power_supply/BAT0": Link(f"../../{DEV}"),
+            f"{DEV}/type": "Battery\n",
+            f"{DEV}/present": "0\n",
+            "class/power_supply/BAT1": Link(f"../../{bat1}"),
+            f"{bat1}/type": "Battery\n",
+            f"{bat1}/present": "1\n",
+            f"{bat1}/status": "Discharging\n",
+        },
+    )
+    found = system_battery(SysfsRoot(root))
+    assert found is not None and found.name == "BAT1"
+    only_empty = tree(tmp_path / "empty", {"present": "0\n"})
+    assert system_battery(SysfsRoot(only_empty)) is None
+
+
 def test_values_without_trailing_newline_read_the_same(tmp_path: Path) -> None:
     root = tree(tmp_path, {"energy_full": "41000000", "status": "Full", "cycle_count": "12"})
     assert read_supply(SysfsRoot(root), "BAT0") == PowerSupply(

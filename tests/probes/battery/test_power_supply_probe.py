@@ -361,13 +361,59 @@ def test_cycles_and_temperature_limits(tmp_path: Path) -> None:
     ]
 
 
-def test_battery_not_present(tmp_path: Path) -> None:
+def test_only_battery_bay_empty_means_no_battery_to_judge(tmp_path: Path) -> None:
+    # An ACPI stub with present=0 (psutil would find nothing there either): no WARN.
     root = battery_tree(tmp_path, {"BAT0": {"present": "0\n", "status": "Unknown\n"}})
-    (r,) = run(ctx_for(root))
-    assert (r.status, list(r.checks)) == (
-        WARN,
-        [Check("battery.present", WARN, "the driver reports no battery in the bay")],
+    snap = PsutilSnapshot(
+        {"sensors_battery": {"percent": 50, "secsleft": -1, "power_plugged": True}}
     )
+    assert run(ctx_for(root, psutil=snap)) == [
+        stamped(
+            status=SKIP,
+            evidence="no battery: the driver reports every battery bay empty (BAT0)",
+        ),
+        stamped(
+            status=SKIP,
+            subject="BAT0",
+            evidence="BAT0: bay empty",
+            battery=B.BatteryInfo(
+                name="BAT0",
+                source=B.BATTERY_SOURCE_SYSFS,
+                status=B.BATTERY_STATUS_UNKNOWN,
+                present=False,
+            ),
+        ),
+    ]
+
+
+def test_empty_second_bay_is_skip_beside_the_judged_battery(tmp_path: Path) -> None:
+    root = battery_tree(tmp_path, {"BAT0": {**GOOD, "present": "1\n"}, "BAT1": {"present": "0\n"}})
+    bat0, bat1 = run(ctx_for(root))
+    assert (bat0.subject, bat0.status, bat0.battery.health_pct) == ("BAT0", PASS, 96.0)
+    assert bat1 == stamped(
+        status=SKIP,
+        subject="BAT1",
+        evidence="BAT1: bay empty",
+        battery=B.BatteryInfo(name="BAT1", source=B.BATTERY_SOURCE_SYSFS, present=False),
+    )
+
+
+def test_empty_bay_with_unreadable_attributes_is_still_skip(tmp_path: Path) -> None:
+    # A driver that answers ENODEV for the energy of a battery that is not there.
+    root = battery_tree(tmp_path, {"BAT1": {"present": "0\n", "energy_full": "0\n"}})
+
+    def read(path: Path) -> bytes:
+        if path.name == "energy_full":
+            raise OSError(errno.ENODEV, os.strerror(errno.ENODEV))
+        return path.read_bytes()
+
+    summary, bat1 = run(ctx_for(root, read=read))
+    assert (summary.status, bat1.status, bat1.evidence) == (SKIP, SKIP, "BAT1: bay empty")
+    assert not bat1.HasField("error")
+    [unreadable] = bat1.facts
+    assert unreadable.name == "unreadable"
+    assert "class/power_supply/BAT1/energy_full" in unreadable.value
+    assert "ENODEV" in unreadable.value
 
 
 # ---- psutil fallback -------------------------------------------------------------------

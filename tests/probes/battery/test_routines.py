@@ -327,7 +327,12 @@ def test_a_captured_machine_is_not_watched_by_routines(name: str) -> None:
     # A still picture cannot show a battery charging: the routine must not judge it.
     ctx = ProbeContext.for_machine(MACHINES / "laptop-worn-battery" / "sys")
     asked: list[str] = []
-    result = run_inline(get(name), ctx, ask=lambda code, q: asked.append(code) or True)
+
+    def ask(code: str, question: str) -> bool:
+        asked.append(code)
+        return True
+
+    result = run_inline(get(name), ctx, ask=ask)
     assert result.outcome == routine_pb2.ROUTINE_OUTCOME_UNSUPPORTED
     assert "captured machine" in result.reason
     assert asked == []

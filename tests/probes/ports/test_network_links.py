@@ -17,7 +17,7 @@ from probelink.probes.runner import run_one
 from probelink.probes.sysread import SysfsRoot
 from probelink.v1 import ports_pb2, probe_pb2
 from tests.conftest import MACHINES
-from tests.treebuilder import Dir, write_tree
+from tests.treebuilder import Dir, Link, write_tree
 
 
 def _results(machine: str) -> dict[str, probe_pb2.ProbeResult]:
@@ -167,3 +167,34 @@ def test_stats_without_addresses_or_counters_still_report(tmp_path: Path) -> Non
     assert r.network_link == ports_pb2.NetworkLink(
         name="eno1", is_up=True, speed_mbps=100, duplex="unknown", mtu=1500
     )
+
+
+def test_virtual_interfaces_are_reported_and_never_judged(tmp_path: Path) -> None:
+    # As on a real kernel: class/net/<if> links into devices/; a NIC's folder has a
+    # `device` link to its PCI function, software interfaces live under devices/virtual.
+    nic = "devices/pci0000:00/0000:00:1f.6"
+    tree: dict[str, str | Link | Dir] = {
+        "class/net/eno1": Link(f"../../{nic}/net/eno1"),
+        f"{nic}/net/eno1/device": Link("../../../0000:00:1f.6"),
+        f"{nic}/vendor": "0x8086\n",
+    }
+    for name in ("docker0", "veth3f2a1b0", "ifb0"):
+        tree[f"class/net/{name}"] = Link(f"../../devices/virtual/net/{name}")
+        tree[f"devices/virtual/net/{name}/mtu"] = "1500\n"
+    lossy = {"duplex": 1, "sent": 5000, "recv": 5000, "errin": 300}  # a finding on a port
+    snap = _snapshot(eno1=lossy, docker0=lossy, veth3f2a1b0=lossy, ifb0=lossy, eth9=lossy)
+    ctx = ProbeContext(sysfs=SysfsRoot(write_tree(tmp_path / "sys", tree)), psutil=snap)
+    results = {r.subject: r for r in network_links(ctx)}
+    assert {s: (r.status, [c.code for c in r.checks]) for s, r in results.items()} == {
+        "docker0": (PASS, []),
+        "eno1": (WARN, ["network.half_duplex", "network.errors_high"]),  # hardware: judged
+        # not in class/net: nothing says it is virtual, so it is judged as before
+        "eth9": (WARN, ["network.half_duplex", "network.errors_high"]),
+        "ifb0": (PASS, []),
+        "veth3f2a1b0": (PASS, []),
+    }
+    docker0 = results["docker0"]
+    assert docker0.evidence == "docker0: virtual interface, up"
+    assert list(docker0.facts) == [probe_pb2.Fact(name="kind", value="virtual interface")]
+    assert docker0.network_link.errors_in == 300  # the counters stay on record
+    assert list(results["eno1"].facts) == [probe_pb2.Fact(name="kind", value="wired")]

@@ -281,17 +281,39 @@ def test_temperature_limits(tmp_path: Path) -> None:
             "temp5_input": "255000",  # a missing diode read as 255 °C
             "temp6_input": "-128000",  # a lost sensor read as -128 °C
             "temp7_input": "120000",  # hot, but the chip gives no limit to judge against
+            # a latched or spurious alarm bit, well below the critical limit
+            "temp8_input": "45000", "temp8_crit": "100000", "temp8_alarm": "1",
+            # the alarm backed by a reading at the critical limit
+            "temp9_input": "100000", "temp9_crit": "100000", "temp9_alarm": "1",
         },
     )  # fmt: skip
     results = temperatures(ctx)
     assert verdicts(results) == [
         ("chip/temp1", WARN, ["sensors.temp_high"]),
         ("chip/temp2", FAIL, ["sensors.temp_critical", "sensors.temp_high"]),
-        ("chip/temp3", FAIL, ["sensors.temp_alarm"]),
+        ("chip/temp3", WARN, ["sensors.temp_alarm"]),  # an alarm bit alone is no failure
         ("chip/temp4", WARN, ["sensors.sensor_fault"]),
         ("chip/temp5", WARN, ["sensors.sensor_fault"]),
         ("chip/temp6", WARN, ["sensors.sensor_fault"]),
         ("chip/temp7", PASS, []),
+        ("chip/temp8", WARN, ["sensors.temp_alarm"]),
+        ("chip/temp9", FAIL, ["sensors.temp_alarm", "sensors.temp_critical"]),
+    ]
+    assert list(results[7].checks) == [
+        Check(
+            code="sensors.temp_alarm",
+            status=WARN,
+            message="the chip raised its alarm for temp8 at 45 °C",
+        ),
+        Check(
+            code="sensors.temp_critical",
+            status=PASS,
+            message="temp8 at 45 °C is below its critical limit 100 °C",
+        ),
+    ]
+    assert [(c.code, c.status) for c in results[8].checks] == [
+        ("sensors.temp_alarm", FAIL),
+        ("sensors.temp_critical", FAIL),
     ]
     assert results[0].evidence == "chip/temp1: temp1 at 84 °C is at or above its high limit 84 °C"
     assert results[3].evidence == (

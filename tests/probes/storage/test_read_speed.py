@@ -91,6 +91,12 @@ def empty_file(tmp_path: Path) -> Path:
     return tmp_path / "empty.bin"
 
 
+def small_file(tmp_path: Path) -> Path:
+    path = tmp_path / "small.bin"
+    path.write_bytes(b"x" * (MIB - 1))
+    return path
+
+
 @pytest.mark.parametrize(
     ("make", "reason"),
     [
@@ -99,6 +105,7 @@ def empty_file(tmp_path: Path) -> Path:
         (lambda p: p, "is neither a regular file nor a block device"),
         (lambda p: Path("/dev/null"), "is neither a regular file nor a block device"),
         (empty_file, "is empty: nothing to read"),
+        (small_file, "small.bin is only 1048575 bytes; a speed needs at least 1 MiB"),
     ],
 )
 def test_cannot_run_is_unsupported_never_failed(
@@ -107,3 +114,31 @@ def test_cannot_run_is_unsupported_never_failed(
     r = run_inline(SPEC, ctx_for(tmp_path, make(tmp_path)))
     assert r.outcome == routine_pb2.ROUTINE_OUTCOME_UNSUPPORTED
     assert reason in r.reason
+
+
+def test_exactly_one_mib_is_measured(tmp_path: Path) -> None:
+    target = tmp_path / "one.bin"
+    target.write_bytes(b"y" * MIB)
+    r = run_inline(SPEC, ctx_for(tmp_path, target, min_read_mib_s=0))
+    assert (r.outcome, r.storage_read_speed.bytes_read) == (routine_pb2.ROUTINE_OUTCOME_PASSED, MIB)
+
+
+def test_read_limit_below_one_mib_is_not_taken_for_a_small_target(tmp_path: Path) -> None:
+    # The person asked for less than a MiB of a larger file: the limit, not the file, ended it.
+    target = data_file(tmp_path, 2)
+    r = run_inline(SPEC, ctx_for(tmp_path, target, read_bytes=4096, min_read_mib_s=0))
+    assert r.outcome == routine_pb2.ROUTINE_OUTCOME_PASSED
+    assert r.storage_read_speed.bytes_read == 4096
+
+
+def test_eio_reading_a_file_is_could_not_run_never_failed(tmp_path: Path) -> None:
+    # A real EIO from a regular file that is no block device: /proc/self/mem at offset 0
+    # (address 0 is never mapped). On a file, as on NFS or FUSE, EIO is not the drive's.
+    # A block device's EIO (a FAIL) needs a failing disk and is not reproduced here.
+    mem = Path("/proc/self/mem")
+    r = run_inline(SPEC, ctx_for(tmp_path, mem, min_read_mib_s=0))
+    assert (r.outcome, r.reason) == (
+        routine_pb2.ROUTINE_OUTCOME_RUNTIME_ERROR,
+        "reading /proc/self/mem failed: Input/output error (a file, not a block device: "
+        "the error may come from its filesystem)",
+    )

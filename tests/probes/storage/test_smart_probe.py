@@ -333,11 +333,50 @@ def test_live_judges_each_scanned_drive(tmp_path: Path) -> None:
     sda, sdz = run_one(SPEC, ctx)
     assert (sda.subject, sda.status) == ("/dev/sda", STATUS_PASS)
     assert (sdz.subject, sdz.status, sdz.error.kind) == ("/dev/sdz", STATUS_ERROR, UNAVAILABLE)
-    # The scan's device type is passed on, so drives behind bridges/RAID are reached.
+    # The scan's device type is passed on, so drives behind bridges/RAID are reached;
+    # -n standby keeps a spun-down disk asleep.
     assert (tmp_path / "calls").read_text().splitlines() == [
-        "--json -x -d sat /dev/sda",
-        "--json -x -d scsi /dev/sdz",
+        "--json -x -n standby -d sat /dev/sda",
+        "--json -x -n standby -d scsi /dev/sdz",
     ]
+
+
+def test_live_drive_in_standby_is_skip_never_error(tmp_path: Path) -> None:
+    # /dev/sda is asleep: smartctl -n standby leaves it so and exits 2; /dev/sdz is read.
+    ctx = replaying(
+        tmp_path, {"/dev/sda": ("ata-standby.json", 2), "/dev/sdz": ("nvme-healthy.json", 0)}
+    )
+    sda, sdz = run_one(SPEC, ctx)
+    sda.ClearField("duration")
+    assert sda == probe_pb2.ProbeResult(
+        probe="storage.smart",
+        category=sda.category,
+        kind=sda.kind,
+        status=STATUS_SKIP,
+        subject="/dev/sda",
+        evidence="/dev/sda: in standby: not checked, so as not to wake it",
+        facts=[probe_pb2.Fact(name="power_mode", value="STANDBY")],
+        storage_device=storage_pb2.StorageDevice(
+            name="/dev/sda",
+            source=storage_pb2.STORAGE_SOURCE_SMARTCTL,
+            protocol=storage_pb2.STORAGE_PROTOCOL_ATA,
+            smart_overall=storage_pb2.SMART_OVERALL_UNKNOWN,
+            smartctl_exit_status=2,
+        ),
+    )
+    assert sdz.status == STATUS_PASS
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert calls[0] == "--json -x -n standby -d sat /dev/sda"
+
+
+def test_captured_standby_output_is_skip(tmp_path: Path) -> None:
+    r = judge_one(tmp_path, "ata-standby.json")
+    assert (r.status, r.evidence, list(r.checks)) == (
+        STATUS_SKIP,
+        "/dev/sda: in standby: not checked, so as not to wake it",
+        [],
+    )
+    assert not r.HasField("error")
 
 
 def test_live_smartctl_absent_is_skip(tmp_path: Path) -> None:

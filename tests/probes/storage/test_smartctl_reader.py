@@ -322,6 +322,42 @@ def test_open_failed() -> None:
     assert report.target == "/dev/sdz"  # only argv names the device that failed to open
 
 
+def test_standby_drive_left_asleep() -> None:
+    # `smartctl -n standby` on a spun-down disk: exit 2, no health data, an information message.
+    report = load("ata-standby.json")
+    assert report == SmartctlReport(
+        device_name="/dev/sda",
+        device_info_name="/dev/sda [SAT]",
+        device_type="sat",
+        protocol="ATA",
+        exit_status=2,
+        argv=("smartctl", "--json", "-x", "-n", "standby", "-d", "sat", "/dev/sda"),
+        smartctl_version=V73,
+        json_format_version="1.0",
+        messages=(SmartctlMessage("Device is in STANDBY mode, exit(2)", "information"),),
+    )
+    assert (report.low_power_mode, report.has_health_data) == ("STANDBY", False)
+
+
+@pytest.mark.parametrize(
+    ("message", "mode"),
+    [
+        ("Device is in SLEEP mode, exit(2)", "SLEEP"),
+        ("Device is in STANDBY (OS) mode, exit(2)", "STANDBY (OS)"),
+        ("/dev/sda: Device is in IDLE mode, exit(3)", "IDLE"),
+        ("Smartctl open device: /dev/sdz failed: No such device", None),
+    ],
+)
+def test_low_power_mode_from_message(message: str, mode: str | None) -> None:
+    data = doc("ata-standby.json")
+    data["smartctl"]["messages"][0]["string"] = message
+    assert parse_report(json.dumps(data)).low_power_mode == mode
+
+
+def test_queried_drive_has_no_low_power_mode() -> None:
+    assert load("ata-healthy.json").low_power_mode is None
+
+
 def test_power_on_hours_decoded_from_raw_string_without_power_on_time() -> None:
     data = doc("ata-reallocated.json")
     del data["power_on_time"]
