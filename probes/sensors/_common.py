@@ -11,6 +11,10 @@ Not a probe: `registry.load_all()` imports it with the family, and it registers 
 from __future__ import annotations
 
 from probelink.probes.context import ProbeContext
+from probelink.probes.readers.class_hwmon import HwmonChip
+from probelink.probes.readers.problems import ReadProblem
+from probelink.probes.results import fact
+from probelink.v1 import probe_pb2
 
 # A reading outside this range is a broken or uninitialised sensor, not a temperature:
 # - below -60 °C: no laptop, phone, desktop or board that runs our agent operates there
@@ -70,3 +74,14 @@ def unique_names(pairs: list[tuple[str, str]]) -> dict[str, str]:
     for _, name in pairs:
         counts[name] = counts.get(name, 0) + 1
     return {key: name if counts[name] == 1 else f"{name}@{key}" for key, name in pairs}
+
+
+def chip_facts(chip: HwmonChip) -> list[probe_pb2.Fact]:
+    """The facts every channel of a chip carries: which hwmon, how it was named, what failed."""
+    facts = [fact("hwmon", chip.hwmon), fact("chip_name_source", chip.name_source)]
+    return facts + [fact("chip_read_problem", p.message) for p in chip.errors]
+
+
+def input_problem(errors: list[ReadProblem], attribute: str) -> ReadProblem | None:
+    """The problem reading a channel's input (e.g. "fan2_input"): without it, no verdict."""
+    return next((p for p in errors if p.source.endswith(attribute)), None)

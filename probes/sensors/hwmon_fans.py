@@ -25,7 +25,13 @@ from probelink.probes.errors import Unsupported
 from probelink.probes.readers.class_hwmon import CLASS_HWMON, HwmonChip, hwmon_dirs, read_hwmon
 from probelink.probes.registry import SENSORS, telemetry
 from probelink.probes.results import FAIL, PASS, SKIP, WARN, check, errored, fact, result, worst
-from probelink.probes.sensors._common import SENSOR_FAULT, absent_reason, unique_names
+from probelink.probes.sensors._common import (
+    SENSOR_FAULT,
+    absent_reason,
+    chip_facts,
+    input_problem,
+    unique_names,
+)
 from probelink.v1 import probe_pb2, sensors_pb2
 
 
@@ -112,8 +118,7 @@ def from_hwmon(chips: list[HwmonChip]) -> list[probe_pb2.ProbeResult]:
     out = []
     for chip in chips:
         name = names[chip.hwmon]
-        chip_facts = [fact("hwmon", chip.hwmon), fact("chip_name_source", chip.name_source)]
-        chip_facts += [fact("chip_read_problem", p.message) for p in chip.errors]
+        facts_of_chip = chip_facts(chip)
         for f in chip.fans:
             subject = f"{name}/{f.label}"
             proto = sensors_pb2.Fan(
@@ -124,11 +129,11 @@ def from_hwmon(chips: list[HwmonChip]) -> list[probe_pb2.ProbeResult]:
                 alarm=f.alarm,
                 sensor_fault=f.fault,
             )
-            input_problems = [p for p in f.errors if p.source.endswith(f"fan{f.index}_input")]
-            if f.input_rpm is None and input_problems:
-                out.append(errored(input_problems[0].to_error(), subject, fan=proto))
+            problem = input_problem(f.errors, f"fan{f.index}_input")
+            if f.input_rpm is None and problem is not None:
+                out.append(errored(problem.to_error(), subject, fan=proto))
                 continue
-            facts = chip_facts + [fact("read_problem", p.message) for p in f.errors]
+            facts = facts_of_chip + [fact("read_problem", p.message) for p in f.errors]
             out.append(judged(subject, proto, facts))
     return out
 

@@ -42,8 +42,10 @@ from probelink.probes.sensors._common import (
     SENSOR_FAULT,
     absent_reason,
     celsius,
+    chip_facts,
     fault_message,
     implausible,
+    input_problem,
     unique_names,
 )
 from probelink.v1 import probe_pb2, sensors_pb2
@@ -176,16 +178,15 @@ def from_hwmon(chips: list[HwmonChip], ctx: ProbeContext) -> list[probe_pb2.Prob
     out = []
     for chip in chips:
         name = names[chip.hwmon]
-        chip_facts = [fact("hwmon", chip.hwmon), fact("chip_name_source", chip.name_source)]
-        chip_facts += [fact("chip_read_problem", p.message) for p in chip.errors]
+        facts_of_chip = chip_facts(chip)
         for t in chip.temperatures:
             subject = f"{name}/{t.label}"
             sensor = to_proto(name, t, ctx)
-            input_problems = [p for p in t.errors if p.source.endswith(f"temp{t.index}_input")]
-            if t.input_celsius is None and input_problems:
-                out.append(errored(input_problems[0].to_error(), subject, thermal_sensor=sensor))
+            problem = input_problem(t.errors, f"temp{t.index}_input")
+            if t.input_celsius is None and problem is not None:
+                out.append(errored(problem.to_error(), subject, thermal_sensor=sensor))
                 continue
-            facts = chip_facts + [fact("read_problem", p.message) for p in t.errors]
+            facts = facts_of_chip + [fact("read_problem", p.message) for p in t.errors]
             out.append(judged(subject, sensor, ctx, facts))
     return out
 

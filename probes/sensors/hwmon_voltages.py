@@ -23,7 +23,7 @@ from probelink.probes.errors import Unsupported
 from probelink.probes.readers.class_hwmon import CLASS_HWMON, HwmonChip, hwmon_dirs, read_hwmon
 from probelink.probes.registry import SENSORS, telemetry
 from probelink.probes.results import PASS, SKIP, WARN, check, errored, fact, result, worst
-from probelink.probes.sensors._common import absent_reason, unique_names
+from probelink.probes.sensors._common import absent_reason, chip_facts, input_problem, unique_names
 from probelink.v1 import probe_pb2, sensors_pb2
 
 
@@ -65,8 +65,7 @@ def from_hwmon(chips: list[HwmonChip]) -> list[probe_pb2.ProbeResult]:
     out = []
     for chip in chips:
         name = names[chip.hwmon]
-        chip_facts = [fact("hwmon", chip.hwmon), fact("chip_name_source", chip.name_source)]
-        chip_facts += [fact("chip_read_problem", p.message) for p in chip.errors]
+        facts_of_chip = chip_facts(chip)
         for v in chip.voltages:
             subject = f"{name}/{v.label}"
             proto = sensors_pb2.VoltageSensor(
@@ -77,11 +76,11 @@ def from_hwmon(chips: list[HwmonChip]) -> list[probe_pb2.ProbeResult]:
                 max_volts=v.max_volts,
                 alarm=v.alarm,
             )
-            input_problems = [p for p in v.errors if p.source.endswith(f"in{v.index}_input")]
-            if v.input_volts is None and input_problems:
-                out.append(errored(input_problems[0].to_error(), subject, voltage_sensor=proto))
+            problem = input_problem(v.errors, f"in{v.index}_input")
+            if v.input_volts is None and problem is not None:
+                out.append(errored(problem.to_error(), subject, voltage_sensor=proto))
                 continue
-            facts = chip_facts + [fact("read_problem", p.message) for p in v.errors]
+            facts = facts_of_chip + [fact("read_problem", p.message) for p in v.errors]
             if v.input_volts is None:
                 out.append(
                     result(
