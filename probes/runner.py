@@ -4,13 +4,17 @@
 
 This is the boundary where the probes' exceptions become results (see `errors.py`):
 Unsupported -> SKIP, SourceError -> ERROR with its kind, any other exception -> ERROR
-(INTERNAL) with the reason, a probe past its budget -> ERROR (TIMEOUT). Probes run in
-parallel daemon threads: they mostly wait on files and helpers, and a thread that hangs
-in a driver's read cannot be killed, only abandoned, so it must not block the exit.
+(INTERNAL) with the reason, a probe past its budget -> ERROR (TIMEOUT).
+
+Probes run one after another in a daemon thread: they parse small files under the GIL,
+so running them in parallel threads was measured slower (bench/selfcheck.py), and a
+thread that hangs in a driver's read cannot be killed, only abandoned, so it must not
+block the exit.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -94,34 +98,50 @@ def run_telemetry(
     ctx: ProbeContext,
     on_done: Callable[[ProbeSpec, list[probe_pb2.ProbeResult]], None] = lambda s, r: None,
 ) -> list[probe_pb2.ProbeResult]:
-    """Run probes in parallel, each within `ctx.timeout_s`; results in the order of `specs`."""
+    """Run probes one after another, each within `ctx.timeout_s`; results in `specs` order.
+
+    One worker thread runs them in turn while this thread keeps each one's deadline. A
+    probe past its deadline is reported as TIMEOUT and its worker abandoned (told to stop
+    once the hung read returns); a fresh worker carries on with the next probe.
+    """
     slots: list[list[probe_pb2.ProbeResult] | None] = [None] * len(specs)
-    done = threading.Condition()
-
-    def work(i: int, spec: ProbeSpec) -> None:
-        out = run_one(spec, ctx)
-        with done:
-            if slots[i] is None:
-                slots[i] = out
-                on_done(spec, out)
-            done.notify_all()
-
-    deadline = time.monotonic() + ctx.timeout_s
-    for i, spec in enumerate(specs):
+    i = 0
+    while i < len(specs):
+        finished: queue.Queue[tuple[int, list[probe_pb2.ProbeResult]]] = queue.Queue()
+        abandoned = threading.Event()
         threading.Thread(
-            target=work, args=(i, spec), name=f"probe:{spec.name}", daemon=True
+            target=_work_from,
+            args=(i, specs, ctx, finished, abandoned),
+            name=f"probes-from:{specs[i].name}",
+            daemon=True,
         ).start()
-    with done:
-        while any(s is None for s in slots):
-            left = deadline - time.monotonic()
-            if left <= 0:
+        while i < len(specs):
+            try:
+                j, out = finished.get(timeout=ctx.timeout_s)
+            except queue.Empty:
+                abandoned.set()
+                slots[i] = timed_out(specs[i], ctx.timeout_s)
+                on_done(specs[i], slots[i] or [])
+                i += 1
                 break
-            done.wait(left)
-        for i, spec in enumerate(specs):
-            if slots[i] is None:
-                slots[i] = timed_out(spec, ctx.timeout_s)
-                on_done(spec, slots[i] or [])
+            slots[j] = out
+            on_done(specs[j], out)
+            i = j + 1
     return [r for s in slots for r in (s or [])]
+
+
+def _work_from(
+    first: int,
+    specs: Sequence[ProbeSpec],
+    ctx: ProbeContext,
+    finished: queue.Queue[tuple[int, list[probe_pb2.ProbeResult]]],
+    abandoned: threading.Event,
+) -> None:
+    for j in range(first, len(specs)):
+        out = run_one(specs[j], ctx)
+        if abandoned.is_set():
+            return  # the caller gave up on this worker; a fresh one has taken over
+        finished.put((j, out))
 
 
 def is_judgement(r: probe_pb2.ProbeResult) -> bool:

@@ -87,7 +87,10 @@ def test_a_hanging_probe_is_abandoned_and_the_others_report(tmp_path: Path) -> N
         release.wait(60)
         return [result(PASS, "too late")]
 
+    quick_runs: list[str] = []
+
     def quick(c: ProbeContext) -> Results:
+        quick_runs.append("ran")
         return [result(PASS, "quick")]
 
     try:
@@ -100,6 +103,11 @@ def test_a_hanging_probe_is_abandoned_and_the_others_report(tmp_path: Path) -> N
     assert [(r.probe, r.status) for r in out] == [("sensors.hangs", ERROR), ("sensors.quick", PASS)]
     assert out[0].error.kind == probe_pb2.PROBE_ERROR_KIND_TIMEOUT
     assert "0.3 s" in out[0].evidence
+    # Once its hung read returns, the abandoned worker stops: no probe runs twice.
+    for thread in threading.enumerate():
+        if thread.name == "probes-from:sensors.hangs":
+            thread.join(10)
+    assert quick_runs == ["ran"]
 
 
 def test_a_probe_module_that_cannot_load_is_an_error_and_the_others_still_run(
