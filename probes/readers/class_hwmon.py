@@ -103,6 +103,9 @@ class HwmonChip:
     voltages: list[HwmonVoltage] = field(default_factory=list)
     # Problems of the chip itself; channel problems are in each channel's `errors`.
     errors: list[ReadProblem] = field(default_factory=list)
+    # The thermal zone this chip mirrors (its `device` link names a thermal_zoneN): the
+    # kernel's thermal_hwmon bridge shows each zone again as a hwmon chip.
+    thermal_zone: str | None = None
 
     @property
     def problems(self) -> list[ReadProblem]:
@@ -235,4 +238,6 @@ def read_chip(sysfs: SysfsRoot, hwmon: str) -> HwmonChip:
                 errors=errs.items,
             )
         )
-    return HwmonChip(hwmon, name, source, temps, fans, volts, chip_problems.items)
+    parent = sysfs.link_name(f"{base}/device")
+    zone = parent if parent is not None and parent.startswith("thermal_zone") else None
+    return HwmonChip(hwmon, name, source, temps, fans, volts, chip_problems.items, zone)

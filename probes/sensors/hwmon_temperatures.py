@@ -177,6 +177,10 @@ def from_hwmon(chips: list[HwmonChip], ctx: ProbeContext) -> list[probe_pb2.Prob
     names = unique_names([(c.hwmon, c.name) for c in chips])
     out = []
     for chip in chips:
+        if chip.thermal_zone is not None:
+            # The same sensor as a thermal zone, judged by sensors.thermal_zones against
+            # its trip points; reporting it twice would count one fault as two.
+            continue
         name = names[chip.hwmon]
         facts_of_chip = chip_facts(chip)
         for t in chip.temperatures:

@@ -39,7 +39,13 @@ def coretemp(i: int, label: str, celsius: float) -> HwmonTemp:
 def test_laptop_hwmon_has_uninitialised_acpitz_and_coretemp() -> None:
     assert read_hwmon(sysfs("laptop-worn-battery")) == [
         # The thermal core mirrors the ACPI zone as hwmon, with the same impossible value.
-        HwmonChip("hwmon0", "acpitz", "name", [HwmonTemp(1, "temp1", -273.2, None, 103.0)]),
+        HwmonChip(
+            "hwmon0",
+            "acpitz",
+            "name",
+            [HwmonTemp(1, "temp1", -273.2, None, 103.0)],
+            thermal_zone="thermal_zone0",
+        ),
         HwmonChip(
             "hwmon3",
             "coretemp",

@@ -287,12 +287,59 @@ def test_every_system_probe_is_covered() -> None:
                 firmware=[report_pb2.FirmwareVersion(component="bios", version="3211")],
             ),
         ),
-        ("phone-charge-units", report_pb2.DeviceIdentity()),
-        ("board-iio-typec", report_pb2.DeviceIdentity()),
+        # No DMI: the device tree names them (vendor from the board's `compatible`).
+        (
+            "phone-charge-units",
+            report_pb2.DeviceIdentity(
+                manufacturer="acme", model="Acme Phone X2", serial_number="8f3a91c2"
+            ),
+        ),
+        (
+            "board-iio-typec",
+            report_pb2.DeviceIdentity(manufacturer="acme", model="Acme IoT Board B1"),
+        ),
     ],
 )
 def test_device_identity(machine: str, expected: report_pb2.DeviceIdentity) -> None:
     assert device_identity(machine_ctx(machine)) == expected
+
+
+def test_devicetree_strings_are_nul_separated_and_may_fail(tmp_path: Path) -> None:
+    import errno
+
+    from probelink.probes.readers.firmware_devicetree import DeviceTreeRecord, read_devicetree
+    from probelink.probes.readers.problems import ReadProblem
+    from probelink.probes.sysread import SysfsRoot, _os_read
+    from tests.treebuilder import write_tree
+
+    base = "firmware/devicetree/base"
+    root = write_tree(
+        tmp_path / "sys",
+        {
+            f"{base}/model": b"Board \xffOne\x00",
+            f"{base}/compatible": b"vendor,board-1\x00\x00soc,chip\x00",
+            f"{base}/serial-number": b"123\x00",
+        },
+    )
+
+    def read(path: Path) -> bytes:
+        if path.name == "serial-number":
+            raise OSError(errno.EIO, "Input/output error")
+        return _os_read(path)
+
+    assert read_devicetree(SysfsRoot(root, read=read)) == DeviceTreeRecord(
+        model="Board \ufffdOne",
+        compatible=["vendor,board-1", "soc,chip"],
+        serial_number=None,
+        errors=[
+            ReadProblem(
+                f"{base}/serial-number",
+                "file_read",
+                f"reading {base}/serial-number failed: EIO (Input/output error)",
+            )
+        ],
+    )
+    assert read_devicetree(SysfsRoot(tmp_path / "no-tree")) is None
 
 
 # ---- limits ------------------------------------------------------------------------------
