@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -185,3 +186,62 @@ def test_ctrl_c_during_a_routine_keeps_the_partial_report(tmp_path: Path) -> Non
     assert routine.outcome == routine_pb2.ROUTINE_OUTCOME_CANCELLED
     assert routine.HasField("battery_discharge"), "the partial detail was lost"
     assert "Interrupted" in stderr
+
+
+def _read_until(fd: int, needle: bytes, timeout_s: float = 60) -> bytes:
+    """Read a pty's output until `needle` shows (or the program ends, or time runs out)."""
+    import select
+
+    seen = b""
+    deadline = time.monotonic() + timeout_s
+    while needle not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: the program closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+    return seen
+
+
+@pytest.mark.slow
+def test_a_routine_asks_the_person_at_a_real_terminal(tmp_path: Path) -> None:
+    # A simulated device (a copy of the laptop's tree) on a real pty: the routine asks
+    # for the charger, the "person" plugs it in (the tree's status changes) and answers.
+    machine = tmp_path / "laptop"
+    shutil.copytree(MACHINES / "laptop-worn-battery", machine, symlinks=True)
+    status = next((machine / "sys" / "devices").rglob("BAT0/status"))
+    master, slave = os.openpty()
+    proc = subprocess.Popen(
+        [
+            *AGENT,
+            "check",
+            "--sysfs-root",
+            str(machine / "sys"),
+            "--simulated-device",
+            "--probe",
+            "battery.charge_detection",
+        ],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+        env={**os.environ, "COLUMNS": "120", "TERM": "xterm"},
+    )
+    os.close(slave)
+    try:
+        asked = _read_until(master, b"Ready?")
+        assert b"Plug in the charger" in asked, asked.decode(errors="replace")
+        status.write_text("Charging\n")
+        os.write(master, b"y\r")
+        rest = _read_until(master, b"could not run")
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    text = rest.decode(errors="replace")
+    assert "PASS" in text and "charge_detection" in text, text
