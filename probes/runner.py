@@ -24,7 +24,7 @@ from google.protobuf.duration_pb2 import Duration
 from probelink.probes.context import ProbeContext
 from probelink.probes.errors import SourceError, Unsupported
 from probelink.probes.registry import ProbeSpec
-from probelink.probes.results import ERROR, SKIP, result, skipped
+from probelink.probes.results import ERROR, result, skipped
 from probelink.v1 import probe_pb2
 
 
@@ -142,8 +142,3 @@ def _work_from(
         if abandoned.is_set():
             return  # the caller gave up on this worker; a fresh one has taken over
         finished.put((j, out))
-
-
-def is_judgement(r: probe_pb2.ProbeResult) -> bool:
-    """Whether a result says something about the hardware (not SKIP, not ERROR)."""
-    return r.status not in (SKIP, ERROR)
