@@ -11,31 +11,39 @@ import pytest
 from google.protobuf import descriptor as _descriptor
 
 from probelink.v1 import (
+    admin_pb2,
     battery_pb2,
+    gateway_pb2,
     options_pb2,
     ports_pb2,
     probe_pb2,
     report_pb2,
+    reports_pb2,
     routine_pb2,
     sensors_pb2,
     status_pb2,
     storage_pb2,
     system_pb2,
+    wire_pb2,
 )
 
 REPO = Path(__file__).resolve().parent.parent
 V1 = REPO / "protos" / "probelink" / "v1"
 MODULES = [
+    admin_pb2,
     battery_pb2,
+    gateway_pb2,
     options_pb2,
     ports_pb2,
     probe_pb2,
     report_pb2,
+    reports_pb2,
     routine_pb2,
     sensors_pb2,
     status_pb2,
     storage_pb2,
     system_pb2,
+    wire_pb2,
 ]
 
 
