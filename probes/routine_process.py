@@ -705,8 +705,9 @@ def _die_with_parent(parent_pid: int) -> None:
 def _send_result(
     conn: Connection[Any, Any], ended: routine_pb2.RoutineResult, error: probe_pb2.ProbeError | None
 ) -> None:
-    # ru_maxrss is the peak resident size of this process, in KiB on Linux.
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork and exec, so a child
+    # spawned by a large parent would report the parent's peak as its own.
+    peak = _status_kib(os.getpid()).get("VmHWM", 0) * 1024
     error_bytes = error.SerializeToString() if error is not None else None
     with contextlib.suppress(OSError):  # the parent is gone: nobody to tell
         conn.send(("result", ended.SerializeToString(), error_bytes, peak))
