@@ -1,0 +1,252 @@
+"""The storage interface both backends implement, and the records that cross it.
+
+Times are integer microseconds since the Unix epoch, UTC (`*_us`), the same on SQLite
+and PostgreSQL. Methods are synchronous and thread-safe: the server calls writes from
+its one writer thread and reads from a small pool of reader threads.
+
+    results = store.store_reports([incoming, ...], received_at_us=now_us())
+    # one transaction: each is STORED, a DUPLICATE of what was there, or a CONFLICT
+
+Every backend error that means "could not reach or lock the database" is raised as
+`probelink.server.errors.StoreUnavailable`; nothing of that call was written.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+# Roles as stored (the lower-case names of probelink.v1.Role without the prefix).
+ROLES = ("device", "customer", "technician", "engineer", "admin")
+
+
+@dataclass(frozen=True, slots=True)
+class ReportSummaryFields:
+    """What the server indexes about a report, taken from the parsed Report."""
+
+    manufacturer: str
+    model: str
+    kind: int  # probelink.v1.ReportKind
+    overall: int  # probelink.v1.Status
+    agent_version: str
+    started_at_us: int
+    finished_at_us: int
+    result_count: int
+    fail_count: int
+    warn_count: int
+    error_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingReport:
+    """A validated report on its way into the store."""
+
+    report_id: str
+    device_id: str
+    # SHA-256 of the serialized Report (not of the frame): the same report re-encoded
+    # with another dictionary is still the same report.
+    content_sha256: bytes
+    # The zstd frame exactly as received; decompress it with `dictionary_id`.
+    frame: bytes
+    dictionary_id: int
+    report_bytes: int
+    summary: ReportSummaryFields
+
+
+class StoreOutcome(enum.Enum):
+    STORED = "stored"
+    # The same report id with the same content and device was there already.
+    DUPLICATE = "duplicate"
+    # The same report id with different content, or from another device: refused.
+    CONFLICT = "conflict"
+
+
+@dataclass(frozen=True, slots=True)
+class StoreResult:
+    outcome: StoreOutcome
+    # When the stored copy was committed (for a DUPLICATE, the first time); 0 for CONFLICT.
+    stored_at_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRow:
+    """A stored report's indexed summary."""
+
+    report_id: str
+    device_id: str
+    received_at_us: int
+    dictionary_id: int
+    report_bytes: int
+    stored_bytes: int
+    content_sha256: bytes
+    summary: ReportSummaryFields
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReport:
+    row: ReportRow
+    frame: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """A person's API token; only the SHA-256 of the secret is kept."""
+
+    token_id: str
+    token_hash: bytes
+    role: str  # one of ROLES but "device"
+    label: str
+    device_id: str | None  # a customer token's device
+    created_at_us: int
+    revoked_at_us: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollSecretRecord:
+    secret_id: str
+    secret_hash: bytes
+    label: str
+    created_at_us: int
+    revoked_at_us: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRecord:
+    device_id: str
+    credential_hash: bytes
+    enroll_secret_id: str
+    manufacturer: str
+    model: str
+    agent_version: str
+    enrolled_at_us: int
+    revoked_at_us: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DictionaryRecord:
+    dictionary_id: int
+    content: bytes
+    trained_on_reports: int
+    created_at_us: int
+
+
+class Store(abc.ABC):
+    """One database holding reports, identities and dictionaries."""
+
+    #: "sqlite" or "postgresql"
+    dialect: str
+
+    @abc.abstractmethod
+    def describe(self) -> str:
+        """Where the data is, for a person (no password): `sqlite /path/x.db`."""
+
+    # -- schema ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def migrate(self) -> int:
+        """Apply every pending migration (each in its own transaction); the new version."""
+
+    @abc.abstractmethod
+    def schema_version(self) -> int:
+        """The highest applied migration; 0 for an empty database."""
+
+    # -- reports --------------------------------------------------------------------
+    @abc.abstractmethod
+    def store_reports(
+        self, batch: Sequence[IncomingReport], received_at_us: int
+    ) -> list[StoreResult]:
+        """Store a batch in ONE transaction; one result per item, in order.
+
+        Idempotent by report id: an id already stored with the same content hash and
+        device is a DUPLICATE (nothing written); with another hash or device a
+        CONFLICT (nothing written, the stored copy untouched). Two items of one batch
+        with the same id behave as if sent one after the other.
+        """
+
+    @abc.abstractmethod
+    def get_report(self, report_id: str) -> StoredReport | None: ...
+
+    @abc.abstractmethod
+    def list_reports(
+        self, device_id: str | None, limit: int, after: tuple[int, str] | None = None
+    ) -> list[ReportRow]:
+        """Newest first by (received_at_us, report_id); `after` is the last row's key."""
+
+    @abc.abstractmethod
+    def count_reports(self, device_id: str | None = None) -> int: ...
+
+    @abc.abstractmethod
+    def sample_frames(self, limit: int) -> list[tuple[int, bytes]]:
+        """(dictionary_id, frame) of the newest `limit` reports, to train a dictionary."""
+
+    # -- people's tokens ------------------------------------------------------------
+    @abc.abstractmethod
+    def add_token(self, token: TokenRecord) -> None: ...
+
+    @abc.abstractmethod
+    def token_by_hash(self, token_hash: bytes) -> TokenRecord | None: ...
+
+    @abc.abstractmethod
+    def revoke_token(self, token_id: str, at_us: int) -> TokenRecord | None:
+        """Mark revoked (keeping the first revocation time); None if no such token."""
+
+    @abc.abstractmethod
+    def list_tokens(self) -> list[TokenRecord]: ...
+
+    # -- enroll secrets -------------------------------------------------------------
+    @abc.abstractmethod
+    def add_enroll_secret(self, secret: EnrollSecretRecord) -> None: ...
+
+    @abc.abstractmethod
+    def enroll_secret_by_hash(self, secret_hash: bytes) -> EnrollSecretRecord | None: ...
+
+    @abc.abstractmethod
+    def revoke_enroll_secret(self, secret_id: str, at_us: int) -> EnrollSecretRecord | None: ...
+
+    @abc.abstractmethod
+    def list_enroll_secrets(self) -> list[EnrollSecretRecord]: ...
+
+    # -- devices --------------------------------------------------------------------
+    @abc.abstractmethod
+    def add_device(self, device: DeviceRecord) -> None: ...
+
+    @abc.abstractmethod
+    def device_by_credential(self, credential_hash: bytes) -> DeviceRecord | None: ...
+
+    @abc.abstractmethod
+    def get_device(self, device_id: str) -> DeviceRecord | None: ...
+
+    @abc.abstractmethod
+    def revoke_device(self, device_id: str, at_us: int) -> DeviceRecord | None: ...
+
+    @abc.abstractmethod
+    def list_devices(self) -> list[DeviceRecord]: ...
+
+    # -- first start ----------------------------------------------------------------
+    @abc.abstractmethod
+    def bootstrap(self, admin: TokenRecord, secret: EnrollSecretRecord) -> bool:
+        """On the very first start only: add the admin token and default enroll secret.
+
+        True if this call did it; False if the database was bootstrapped before (by
+        this server or by another replica), in which case nothing is written.
+        """
+
+    # -- dictionaries ---------------------------------------------------------------
+    @abc.abstractmethod
+    def add_dictionary(self, dictionary: DictionaryRecord) -> None:
+        """Raises DictionaryIdTaken if the id exists: dictionaries are never replaced."""
+
+    @abc.abstractmethod
+    def get_dictionary(self, dictionary_id: int) -> DictionaryRecord | None: ...
+
+    @abc.abstractmethod
+    def latest_dictionary(self) -> DictionaryRecord | None: ...
+
+    @abc.abstractmethod
+    def max_dictionary_id(self) -> int:
+        """0 when none was ever issued."""
+
+    # -- life -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def close(self) -> None: ...
