@@ -1,0 +1,159 @@
+"""Property: a mutated frame is decoded to exactly the original report, or refused.
+
+Ten thousand frames with bit flips, truncations, insertions, deletions, splices of two
+valid frames, rewritten header fields and relabeled dictionaries go through the
+ingest path (decode_frame, then summarize). Each either yields exactly the bytes of a
+report that was really sent, or raises IngestRefused — never another exception, never
+other content — and no frame makes the path allocate much or keep anything.
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from probelink.server.errors import IngestRefused
+from probelink.server.ingest.decode import decode_frame
+from probelink.server.ingest.dictionaries import MIN_TRAINING_REPORTS, DictionaryBook, train
+from probelink.server.ingest.validate import summarize
+from probelink.server.store.base import DictionaryRecord
+from probelink.v1 import wire_pb2
+from probelink.wire import Encoder
+from tests.server.ingest.reports import BASE_SECONDS, varied_reports
+
+MiB = 1 << 20
+NOW_US = (BASE_SECONDS + 365 * 86_400) * 1_000_000
+
+
+@dataclass(frozen=True)
+class Sent:
+    dictionary_id: int
+    frame: bytes
+    content: bytes
+
+
+def _sent() -> tuple[DictionaryBook, list[Sent]]:
+    reports = [r.SerializeToString() for r in varied_reports(MIN_TRAINING_REPORTS + 4, seed=21)]
+    samples, sent_reports = reports[:MIN_TRAINING_REPORTS], reports[MIN_TRAINING_REPORTS:]
+    content = train(samples, 1, 16 * 1024)
+    book = DictionaryBook([DictionaryRecord(1, content, len(samples), 0)])
+    encoders = [Encoder(), Encoder(content, 1)]
+    sent = [
+        Sent(encoder.dictionary_id, encoder.encode(report).zstd_frame, report)
+        for report in sent_reports
+        for encoder in encoders
+    ]
+    return book, sent
+
+
+BOOK, SENT = _sent()
+CONTENTS = {s.content for s in SENT}
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> tuple[wire_pb2.ReportFrame, set[bytes]]:
+    """A mutated frame, and the contents it may honestly decode to."""
+    base = draw(st.sampled_from(SENT))
+    data = bytearray(base.frame)
+    allowed = {base.content}
+    dictionary_id = base.dictionary_id
+    n = len(data)
+    kind = draw(
+        st.sampled_from(
+            ["flip", "truncate", "insert", "delete", "splice", "header", "block", "relabel"]
+        )
+    )
+    if kind == "flip":
+        for _ in range(draw(st.integers(1, 4))):
+            i = draw(st.integers(0, n - 1))
+            data[i] ^= 1 << draw(st.integers(0, 7))
+    elif kind == "truncate":
+        data = data[: draw(st.integers(0, n - 1))]
+    elif kind == "insert":
+        i = draw(st.integers(0, n))
+        data[i:i] = draw(st.binary(min_size=1, max_size=16))
+    elif kind == "delete":
+        i = draw(st.integers(0, n - 1))
+        del data[i : i + draw(st.integers(1, 16))]
+    elif kind == "splice":
+        other = draw(st.sampled_from(SENT))
+        data = (
+            data[: draw(st.integers(0, n))] + other.frame[draw(st.integers(0, len(other.frame))) :]
+        )
+        allowed.add(other.content)
+        dictionary_id = draw(st.sampled_from([base.dictionary_id, other.dictionary_id]))
+    elif kind == "header":
+        # Rewrite a byte of the header (descriptor, window, dictionary id, content size).
+        i = draw(st.integers(4, min(13, n - 1)))
+        data[i] = draw(st.integers(0, 255))
+    elif kind == "block":
+        # Rewrite a 3-byte block header (or whatever 3 bytes sit there) somewhere.
+        i = draw(st.integers(5, n - 3))
+        data[i : i + 3] = draw(st.binary(min_size=3, max_size=3))
+    else:
+        dictionary_id = draw(st.sampled_from([0, 1, 2, 255, 2**32 - 1]))
+    frame = wire_pb2.ReportFrame(dictionary_id=dictionary_id, zstd_frame=bytes(data))
+    return frame, allowed
+
+
+# Across the run: bytes each frame left allocated, and the largest peak of one frame.
+RETAINED: list[int] = []
+PEAKS: list[int] = []
+
+
+def ingest(frame: wire_pb2.ReportFrame, allowed: set[bytes]) -> tuple[int, bool]:
+    """(refusal reason or 0, whether the outcome is sound): nothing that allocates is
+    returned, so what the traced window still holds afterwards was kept by the path."""
+    try:
+        decoded = decode_frame(frame, BOOK, MiB)
+        summarize(decoded.report, NOW_US)
+    except IngestRefused as refused:
+        return refused.reason, bool(str(refused)) and refused.reason != 0
+    sound = decoded.serialized in allowed
+    return 0, sound and decoded.report.SerializeToString() == decoded.serialized
+
+
+@settings(
+    max_examples=10_000,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(case=mutated())
+def test_a_mutated_frame_is_the_original_or_refused(
+    case: tuple[wire_pb2.ReportFrame, set[bytes]],
+) -> None:
+    frame, allowed = case
+    # Traced around the ingest path only: hypothesis's own bookkeeping is not ours.
+    tracemalloc.start()
+    try:
+        reason, sound = ingest(frame, allowed)
+        retained, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    RETAINED.append(retained)
+    PEAKS.append(peak)
+    # Refused with a reason and a message, or decoded to exactly what was sent.
+    assert sound, (reason, frame)
+    # The largest honest allocation is one report (~12 KiB here); a forged header may
+    # declare up to the 1 MiB limit, which bounds what any mutation can make us allocate.
+    assert peak < 2 * MiB
+
+
+def test_memory_stayed_flat_over_the_run() -> None:
+    if len(RETAINED) < 10_000:
+        pytest.skip("runs after the property test, in the same session")
+    # Whatever frames came, the path kept (almost) nothing: no cache grows with input.
+    assert sum(RETAINED) < 64 * 1024, (sum(RETAINED), max(RETAINED))
+    assert max(PEAKS) < 2 * MiB
+
+
+def test_every_valid_frame_decodes_to_what_was_sent() -> None:
+    for sent in SENT:
+        frame = wire_pb2.ReportFrame(dictionary_id=sent.dictionary_id, zstd_frame=sent.frame)
+        assert decode_frame(frame, BOOK, MiB).serialized == sent.content
+    assert len(CONTENTS) == len(SENT) // 2
