@@ -46,7 +46,7 @@ format: $(STAMP)
 # through a tree of symlinks laid out as the installed `probelink` namespace.
 typecheck: $(STAMP)
 	rm -rf $(TYPECHECK_TREE) && mkdir -p $(TYPECHECK_TREE)/probelink
-	ln -s $(CURDIR)/protos/probelink/__init__.py $(TYPECHECK_TREE)/probelink/__init__.py
+	for f in $(CURDIR)/protos/probelink/*.py; do ln -s $$f $(TYPECHECK_TREE)/probelink/; done
 	ln -s $(CURDIR)/protos/probelink/v1 $(TYPECHECK_TREE)/probelink/v1
 	for d in agent server probes firmware_tools; do ln -s $(CURDIR)/$$d $(TYPECHECK_TREE)/probelink/$$d; done
 	ln -s $(CURDIR)/tests $(TYPECHECK_TREE)/tests

@@ -60,6 +60,11 @@ class AdminServiceStub:
                 request_serializer=probelink_dot_v1_dot_admin__pb2.RevokeEnrollSecretRequest.SerializeToString,
                 response_deserializer=probelink_dot_v1_dot_admin__pb2.RevokeEnrollSecretResponse.FromString,
                 _registered_method=True)
+        self.ListEnrollSecrets = channel.unary_unary(
+                '/probelink.v1.AdminService/ListEnrollSecrets',
+                request_serializer=probelink_dot_v1_dot_admin__pb2.ListEnrollSecretsRequest.SerializeToString,
+                response_deserializer=probelink_dot_v1_dot_admin__pb2.ListEnrollSecretsResponse.FromString,
+                _registered_method=True)
         self.ListDevices = channel.unary_unary(
                 '/probelink.v1.AdminService/ListDevices',
                 request_serializer=probelink_dot_v1_dot_admin__pb2.ListDevicesRequest.SerializeToString,
@@ -111,6 +116,12 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListEnrollSecrets(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListDevices(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -156,6 +167,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.RevokeEnrollSecret,
                     request_deserializer=probelink_dot_v1_dot_admin__pb2.RevokeEnrollSecretRequest.FromString,
                     response_serializer=probelink_dot_v1_dot_admin__pb2.RevokeEnrollSecretResponse.SerializeToString,
+            ),
+            'ListEnrollSecrets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEnrollSecrets,
+                    request_deserializer=probelink_dot_v1_dot_admin__pb2.ListEnrollSecretsRequest.FromString,
+                    response_serializer=probelink_dot_v1_dot_admin__pb2.ListEnrollSecretsResponse.SerializeToString,
             ),
             'ListDevices': grpc.unary_unary_rpc_method_handler(
                     servicer.ListDevices,
@@ -309,6 +325,33 @@ class AdminService:
             '/probelink.v1.AdminService/RevokeEnrollSecret',
             probelink_dot_v1_dot_admin__pb2.RevokeEnrollSecretRequest.SerializeToString,
             probelink_dot_v1_dot_admin__pb2.RevokeEnrollSecretResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEnrollSecrets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/probelink.v1.AdminService/ListEnrollSecrets',
+            probelink_dot_v1_dot_admin__pb2.ListEnrollSecretsRequest.SerializeToString,
+            probelink_dot_v1_dot_admin__pb2.ListEnrollSecretsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -38,6 +38,7 @@ class AdminServiceStub:
     ListTokens: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListTokensRequest, _admin_pb2.ListTokensResponse]
     CreateEnrollSecret: _grpc.UnaryUnaryMultiCallable[_admin_pb2.CreateEnrollSecretRequest, _admin_pb2.CreateEnrollSecretResponse]
     RevokeEnrollSecret: _grpc.UnaryUnaryMultiCallable[_admin_pb2.RevokeEnrollSecretRequest, _admin_pb2.RevokeEnrollSecretResponse]
+    ListEnrollSecrets: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListEnrollSecretsRequest, _admin_pb2.ListEnrollSecretsResponse]
     ListDevices: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListDevicesRequest, _admin_pb2.ListDevicesResponse]
     RevokeDevice: _grpc.UnaryUnaryMultiCallable[_admin_pb2.RevokeDeviceRequest, _admin_pb2.RevokeDeviceResponse]
     TrainDictionary: _grpc.UnaryUnaryMultiCallable[_admin_pb2.TrainDictionaryRequest, _admin_pb2.TrainDictionaryResponse]
@@ -52,6 +53,7 @@ class AdminServiceAsyncStub(AdminServiceStub):
     ListTokens: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListTokensRequest, _admin_pb2.ListTokensResponse]  # type: ignore[assignment]
     CreateEnrollSecret: _aio.UnaryUnaryMultiCallable[_admin_pb2.CreateEnrollSecretRequest, _admin_pb2.CreateEnrollSecretResponse]  # type: ignore[assignment]
     RevokeEnrollSecret: _aio.UnaryUnaryMultiCallable[_admin_pb2.RevokeEnrollSecretRequest, _admin_pb2.RevokeEnrollSecretResponse]  # type: ignore[assignment]
+    ListEnrollSecrets: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListEnrollSecretsRequest, _admin_pb2.ListEnrollSecretsResponse]  # type: ignore[assignment]
     ListDevices: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListDevicesRequest, _admin_pb2.ListDevicesResponse]  # type: ignore[assignment]
     RevokeDevice: _aio.UnaryUnaryMultiCallable[_admin_pb2.RevokeDeviceRequest, _admin_pb2.RevokeDeviceResponse]  # type: ignore[assignment]
     TrainDictionary: _aio.UnaryUnaryMultiCallable[_admin_pb2.TrainDictionaryRequest, _admin_pb2.TrainDictionaryResponse]  # type: ignore[assignment]
@@ -93,6 +95,13 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_pb2.RevokeEnrollSecretRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.RevokeEnrollSecretResponse, _abc.Awaitable[_admin_pb2.RevokeEnrollSecretResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListEnrollSecrets(
+        self,
+        request: _admin_pb2.ListEnrollSecretsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.ListEnrollSecretsResponse, _abc.Awaitable[_admin_pb2.ListEnrollSecretsResponse]]: ...
 
     @_abc_1.abstractmethod
     def ListDevices(

@@ -1,0 +1,5 @@
+"""`python -m probelink.server.cli` is `probelink-server`."""
+
+from probelink.server.cli import main
+
+main()

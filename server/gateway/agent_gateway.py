@@ -1,0 +1,259 @@
+"""AgentGatewayService: where devices enroll, stream their reports and fetch dictionaries.
+
+A Connect stream is pipelined: the agent sends many reports without waiting, each is
+ingested as its own task (so one stream's reports join the same group commit), and each
+is answered — an ack after its commit, or a refusal naming its sequence number — in the
+order the commits finish. A bad frame is refused on its own; the stream stays open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from probelink.server.auth import credentials
+from probelink.server.auth.authenticator import Caller
+from probelink.server.errors import (
+    IngestRefused,
+    InvalidArgument,
+    NotFound,
+    ServerError,
+    Unauthenticated,
+    status_of,
+)
+from probelink.server.gateway.calls import Guard, abort, rpc
+from probelink.server.gateway.convert import dictionary_message as to_message
+from probelink.server.gateway.hub import Hub, Outbox
+from probelink.server.ingest.dictionaries import DictionaryBook
+from probelink.server.ingest.pipeline import Ingestor
+from probelink.server.metrics import Metrics
+from probelink.server.store.async_store import AsyncStore
+from probelink.server.store.base import DeviceRecord
+from probelink.v1 import gateway_pb2, gateway_pb2_grpc, wire_pb2
+
+_SERVICE = "probelink.v1.AgentGatewayService/"
+CONNECT = _SERVICE + "Connect"
+# A stream may have this many reports in flight; past it the server stops reading the
+# stream until answers go out (gRPC flow control then holds the sender back).
+MAX_IN_FLIGHT = 512
+_MAX_IDENTITY_FIELD = 256
+
+
+class AgentGateway(gateway_pb2_grpc.AgentGatewayServiceServicer):
+    def __init__(
+        self,
+        store: AsyncStore,
+        guard: Guard,
+        ingestor: Ingestor,
+        book: DictionaryBook,
+        hub: Hub,
+        metrics: Metrics,
+    ) -> None:
+        self.store = store
+        self.guard = guard
+        self.ingestor = ingestor
+        self.book = book
+        self.hub = hub
+        self.metrics = metrics
+        self.draining = False
+
+    async def Enroll(
+        self,
+        request: gateway_pb2.EnrollRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> gateway_pb2.EnrollResponse:
+        try:
+            return await self._enroll(request)
+        except ServerError as error:
+            await abort(context, error)
+
+    async def _enroll(self, request: gateway_pb2.EnrollRequest) -> gateway_pb2.EnrollResponse:
+        secret = request.enroll_secret.strip()
+        if not secret:
+            raise InvalidArgument(
+                "enroll_secret is empty: give the agent the enroll secret an admin handed "
+                "out (the server's data dir holds the default one in enroll.secret)"
+            )
+        if credentials.kind_of(secret) != credentials.ENROLL_SECRET:
+            raise Unauthenticated("that is not an enroll secret (they start with ple_)")
+        identity = request.identity
+        for name in ("manufacturer", "model"):
+            if len(getattr(identity, name)) > _MAX_IDENTITY_FIELD:
+                raise InvalidArgument(
+                    f"identity.{name} is longer than {_MAX_IDENTITY_FIELD} characters"
+                )
+        store = self.store.store
+        found = await self.store.read(store.enroll_secret_by_hash, credentials.hash_secret(secret))
+        if found is None:
+            raise Unauthenticated("this enroll secret is not known to this server")
+        if found.revoked_at_us is not None:
+            raise Unauthenticated(
+                f"enroll secret {found.secret_id} was revoked; ask an admin for a current one"
+            )
+        credential = credentials.new_secret(credentials.DEVICE_CREDENTIAL)
+        device = DeviceRecord(
+            device_id=str(uuid.uuid4()),
+            credential_hash=credentials.hash_secret(credential),
+            enroll_secret_id=found.secret_id,
+            manufacturer=identity.manufacturer,
+            model=identity.model,
+            agent_version=request.agent_version[:_MAX_IDENTITY_FIELD],
+            enrolled_at_us=credentials.now_us(),
+        )
+        await self.store.write(store.add_device, device)
+        response = gateway_pb2.EnrollResponse(device_id=device.device_id, credential=credential)
+        current = self.book.current
+        if current is not None:
+            response.dictionary.CopyFrom(to_message(current))
+        return response
+
+    @rpc(_SERVICE + "UploadReport")
+    async def UploadReport(
+        self,
+        request: gateway_pb2.UploadReportRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+        caller: Caller,
+    ) -> gateway_pb2.UploadReportResponse:
+        if not request.HasField("frame"):
+            raise InvalidArgument("UploadReport needs a frame (the report's zstd frame)")
+        self._refuse_if_draining()
+        assert caller.device_id is not None
+        ack = await self.ingestor.ingest(request.frame, caller.device_id)
+        return gateway_pb2.UploadReportResponse(ack=ack)
+
+    @rpc(_SERVICE + "GetDictionary")
+    async def GetDictionary(
+        self,
+        request: gateway_pb2.GetDictionaryRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+        caller: Caller,
+    ) -> gateway_pb2.GetDictionaryResponse:
+        if request.dictionary_id == 0:
+            record = self.book.current
+            if record is None:
+                raise NotFound(
+                    "this server has no dictionary yet: send frames with dictionary_id 0"
+                )
+        else:
+            record = self.book.get(request.dictionary_id)
+            if record is None:
+                raise NotFound(f"this server never issued dictionary {request.dictionary_id}")
+        return gateway_pb2.GetDictionaryResponse(dictionary=to_message(record))
+
+    async def Connect(
+        self,
+        request_iterator: AsyncIterator[gateway_pb2.ConnectRequest],
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> AsyncIterator[gateway_pb2.ConnectResponse]:
+        try:
+            caller = await self.guard.admit(context, CONNECT)
+        except ServerError as error:
+            await abort(context, error)
+        assert caller.device_id is not None
+        outbox: Outbox = asyncio.Queue()
+        stream = _Stream(self, caller, outbox)
+        self.hub.join(caller.device_id, outbox)
+        self.metrics.streams.inc()
+        pump = asyncio.create_task(stream.pump(request_iterator))
+        try:
+            while True:
+                message = await outbox.get()
+                if message is None:
+                    break
+                if isinstance(message, ServerError):
+                    await abort(context, message)
+                yield message
+        finally:
+            self.metrics.streams.dec()
+            self.hub.leave(caller.device_id, outbox)
+            if not pump.done():
+                pump.cancel()
+            await stream.settle()
+
+    def _refuse_if_draining(self) -> None:
+        if self.draining:
+            raise IngestRefused(
+                wire_pb2.REFUSAL_REASON_SHUTTING_DOWN,
+                "the server is shutting down and stored nothing of this report; send it "
+                "again in a moment (to this server or another replica)",
+            )
+
+
+class _Stream:
+    """One Connect stream: reads requests, runs each report as a task, answers each."""
+
+    def __init__(self, gateway: AgentGateway, caller: Caller, outbox: Outbox) -> None:
+        self._gateway = gateway
+        self._caller = caller
+        self._outbox = outbox
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._sent_dictionary = False
+
+    async def pump(self, requests: AsyncIterator[gateway_pb2.ConnectRequest]) -> None:
+        try:
+            async for request in requests:
+                if request.HasField("hello"):
+                    self._offer_dictionary(request.hello.dictionary_id)
+                elif request.HasField("report"):
+                    self._offer_dictionary(None)
+                    if not await self._still_valid():
+                        break
+                    await self._slots.acquire()
+                    task = asyncio.create_task(self._one(request.report))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the peer went away mid-read: answer what is in flight
+            pass
+        await self.settle()
+        self._outbox.put_nowait(None)
+
+    async def settle(self) -> None:
+        """Wait for every report in flight to be answered (or fail)."""
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def _offer_dictionary(self, held: int | None) -> None:
+        if self._sent_dictionary:
+            return
+        self._sent_dictionary = True
+        current = self._gateway.book.current
+        if current is not None and current.dictionary_id != held:
+            self._outbox.put_nowait(gateway_pb2.ConnectResponse(dictionary=to_message(current)))
+
+    async def _still_valid(self) -> bool:
+        try:
+            await self._gateway.guard.authenticator.recheck(self._caller)
+        except Unauthenticated as error:
+            self._outbox.put_nowait(error)
+            return False
+        return True
+
+    async def _one(self, upload: gateway_pb2.ReportUpload) -> None:
+        try:
+            self._gateway._refuse_if_draining()
+            assert self._caller.device_id is not None
+            ack = await self._gateway.ingestor.ingest(
+                upload.frame, self._caller.device_id, upload.sequence
+            )
+            self._outbox.put_nowait(gateway_pb2.ConnectResponse(ack=ack))
+        except IngestRefused as refused:
+            self._outbox.put_nowait(
+                gateway_pb2.ConnectResponse(
+                    refusal=wire_pb2.ReportRefusal(
+                        sequence=upload.sequence,
+                        report_id=refused.report_id,
+                        reason=refused.reason,
+                        code=status_of(refused).value[0],
+                        message=str(refused),
+                    )
+                )
+            )
+        finally:
+            self._slots.release()

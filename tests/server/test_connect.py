@@ -1,0 +1,166 @@
+"""Connect: one long-lived stream per device, reports pipelined up, answers down.
+
+Real server on loopback, real grpc.aio client; on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from probelink import wire
+from probelink.channel import bearer
+from probelink.v1 import admin_pb2, gateway_pb2, reports_pb2, wire_pb2
+from tests.server.ingest.reports import varied_reports
+from tests.server.running import RunningServer
+from tests.server.streams import connect_status, open_stream, stream_frames
+
+
+@pytest.fixture
+def server(tmp_path: Path, store_url: str) -> Iterator[RunningServer]:
+    with RunningServer(tmp_path / "data", db=store_url) as running:
+        yield running
+
+
+def _stored(server: RunningServer) -> set[str]:
+    response = server.reports().ListReports(
+        reports_pb2.ListReportsRequest(page_size=1000), metadata=bearer(server.admin_token)
+    )
+    return {r.report_id for r in response.reports}
+
+
+async def _read(call: Any) -> gateway_pb2.ConnectResponse:
+    answer = await asyncio.wait_for(call.read(), 10)
+    assert isinstance(answer, gateway_pb2.ConnectResponse), answer
+    return answer
+
+
+async def test_a_pipelined_backlog_is_acked_once_each_after_commit(
+    server: RunningServer,
+) -> None:
+    device = server.enroll()
+    reports = varied_reports(300, seed=2)
+    encoder = wire.Encoder()
+    frames = [encoder.encode(r.SerializeToString()) for r in reports]
+    frames.append(frames[10])  # a resend inside the same stream
+    answers = await stream_frames(server.address, device.credential, frames)
+    acks = [a.ack for a in answers if a.HasField("ack")]
+    assert not [a for a in answers if a.HasField("refusal")]
+    assert sorted(a.sequence for a in acks) == list(range(1, 302))
+    by_sequence = {a.sequence: a for a in acks}
+    assert all(by_sequence[i + 1].report_id == r.report_id for i, r in enumerate(reports))
+    assert by_sequence[301].duplicate and by_sequence[301].report_id == reports[10].report_id
+    assert _stored(server) == {r.report_id for r in reports}
+
+
+async def test_a_bad_frame_is_refused_alone_and_the_stream_goes_on(
+    server: RunningServer,
+) -> None:
+    device = server.enroll()
+    good = [wire.encode_report(r.SerializeToString()) for r in varied_reports(3, seed=4)]
+    bad = wire_pb2.ReportFrame(zstd_frame=b"definitely not zstd")
+    answers = await stream_frames(
+        server.address, device.credential, [good[0], bad, good[1], good[2]]
+    )
+    refusals = [a.refusal for a in answers if a.HasField("refusal")]
+    assert len(refusals) == 1
+    refusal = refusals[0]
+    assert (refusal.sequence, refusal.reason) == (2, wire_pb2.REFUSAL_REASON_NOT_ZSTD)
+    assert refusal.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert refusal.message
+    assert sorted(a.ack.sequence for a in answers if a.HasField("ack")) == [1, 3, 4]
+
+
+async def test_the_current_dictionary_goes_down_on_connect_and_when_trained(
+    server: RunningServer,
+) -> None:
+    device = server.enroll()
+    reports = varied_reports(240, seed=6)
+    await stream_frames(
+        server.address,
+        device.credential,
+        [wire.encode_report(r.SerializeToString()) for r in reports[:200]],
+    )
+    channel, call, queue = await open_stream(server.address, device.credential)
+    try:
+        # No dictionary yet: nothing comes down until one is trained.
+        trained = (
+            server.admin()
+            .TrainDictionary(
+                admin_pb2.TrainDictionaryRequest(), metadata=bearer(server.admin_token)
+            )
+            .dictionary
+        )
+        pushed = await _read(call)
+        assert pushed.dictionary == trained
+        assert trained.dictionary_id == 1 and trained.trained_on_reports == 200
+        # Frames made with it are accepted, and smaller.
+        encoder = wire.Encoder(trained.content, trained.dictionary_id)
+        frame = encoder.encode(reports[200].SerializeToString())
+        plain = wire.encode_report(reports[200].SerializeToString())
+        assert len(frame.zstd_frame) < len(plain.zstd_frame)
+        queue.put_nowait(
+            gateway_pb2.ConnectRequest(report=gateway_pb2.ReportUpload(sequence=1, frame=frame))
+        )
+        answer = await _read(call)
+        assert answer.ack.report_id == reports[200].report_id
+    finally:
+        queue.put_nowait(None)
+        await channel.close()
+    # A new stream that already holds it gets no copy; one holding none gets it first.
+    answers = await stream_frames(
+        server.address,
+        device.credential,
+        [encoder.encode(reports[201].SerializeToString())],
+        dictionary_id=1,
+    )
+    assert [a.WhichOneof("body") for a in answers] == ["ack"]
+    answers = await stream_frames(
+        server.address, device.credential, [encoder.encode(reports[202].SerializeToString())]
+    )
+    assert [a.WhichOneof("body") for a in answers] == ["dictionary", "ack"]
+    # GetDictionary serves it too, by id and as the current one.
+    got = device.gateway.GetDictionary(gateway_pb2.GetDictionaryRequest(), metadata=device.metadata)
+    assert got.dictionary == trained
+
+
+async def test_training_needs_enough_reports(server: RunningServer) -> None:
+    with pytest.raises(grpc.RpcError) as excinfo:
+        server.admin().TrainDictionary(
+            admin_pb2.TrainDictionaryRequest(), metadata=bearer(server.admin_token)
+        )
+    assert excinfo.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "at least" in (excinfo.value.details() or "")
+
+
+async def test_revoking_a_device_ends_its_open_stream(server: RunningServer) -> None:
+    device = server.enroll()
+    channel, call, queue = await open_stream(server.address, device.credential)
+    try:
+        frame = wire.encode_report(varied_reports(1)[0].SerializeToString())
+        queue.put_nowait(
+            gateway_pb2.ConnectRequest(report=gateway_pb2.ReportUpload(sequence=1, frame=frame))
+        )
+        assert (await _read(call)).HasField("ack")
+        server.admin().RevokeDevice(
+            admin_pb2.RevokeDeviceRequest(device_id=device.device_id),
+            metadata=bearer(server.admin_token),
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as excinfo:
+            await asyncio.wait_for(call.read(), 10)
+        assert excinfo.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert "revoked" in (excinfo.value.details() or "")
+    finally:
+        queue.put_nowait(None)
+        await channel.close()
+
+
+def test_connect_without_a_device_credential_is_refused(server: RunningServer) -> None:
+    assert connect_status(server.address, "pld_" + "x" * 43) == grpc.StatusCode.UNAUTHENTICATED
+    assert connect_status(server.address, server.admin_token) == grpc.StatusCode.PERMISSION_DENIED
+    assert connect_status(server.address, server.enroll().credential) == grpc.StatusCode.OK
