@@ -1,14 +1,16 @@
 """AgentGatewayService: where devices enroll, stream their reports and fetch dictionaries.
 
-A Connect stream is pipelined: the agent sends many reports without waiting, each is
-ingested as its own task (so one stream's reports join the same group commit), and each
-is answered — an ack after its commit, or a refusal naming its sequence number — in the
-order the commits finish. A bad frame is refused on its own; the stream stays open.
+A Connect stream is pipelined: the agent sends many reports without waiting, each joins
+the next group commit as soon as it is read, and each is answered — an ack after its
+commit, or a refusal naming its sequence number — in the order the commits finish. The
+acks of one commit travel in one message. A bad frame is refused on its own; the stream
+stays open.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -29,7 +31,7 @@ from probelink.server.gateway.calls import Guard, abort, rpc
 from probelink.server.gateway.convert import dictionary_message as to_message
 from probelink.server.gateway.hub import Hub, Outbox
 from probelink.server.ingest.dictionaries import DictionaryBook
-from probelink.server.ingest.pipeline import Ingestor
+from probelink.server.ingest.pipeline import Accepted, Ingestor
 from probelink.server.metrics import Metrics
 from probelink.server.store.async_store import AsyncStore
 from probelink.server.store.base import DeviceRecord
@@ -41,6 +43,9 @@ CONNECT = _SERVICE + "Connect"
 # stream until answers go out (gRPC flow control then holds the sender back).
 MAX_IN_FLIGHT = 512
 _MAX_IDENTITY_FIELD = 256
+# How often a stream re-checks that its device was not revoked (on another replica; a
+# revocation on this one ends the stream at once).
+RECHECK_S = 2.0
 
 
 class AgentGateway(gateway_pb2_grpc.AgentGatewayServiceServicer):
@@ -120,7 +125,7 @@ class AgentGateway(gateway_pb2_grpc.AgentGatewayServiceServicer):
     ) -> gateway_pb2.UploadReportResponse:
         if not request.HasField("frame"):
             raise InvalidArgument("UploadReport needs a frame (the report's zstd frame)")
-        self._refuse_if_draining()
+        self.refuse_if_draining()
         assert caller.device_id is not None
         ack = await self.ingestor.ingest(request.frame, caller.device_id)
         return gateway_pb2.UploadReportResponse(ack=ack)
@@ -174,7 +179,7 @@ class AgentGateway(gateway_pb2_grpc.AgentGatewayServiceServicer):
                 pump.cancel()
             await stream.settle()
 
-    def _refuse_if_draining(self) -> None:
+    def refuse_if_draining(self) -> None:
         if self.draining:
             raise IngestRefused(
                 wire_pb2.REFUSAL_REASON_SHUTTING_DOWN,
@@ -184,40 +189,128 @@ class AgentGateway(gateway_pb2_grpc.AgentGatewayServiceServicer):
 
 
 class _Stream:
-    """One Connect stream: reads requests, runs each report as a task, answers each."""
+    """One Connect stream: reads requests, ingests each report, answers each.
+
+    A report is checked and queued for the next commit as soon as it is read, and
+    answered from the commit future's callback: no coroutine per report.
+    """
 
     def __init__(self, gateway: AgentGateway, caller: Caller, outbox: Outbox) -> None:
         self._gateway = gateway
+        self._ingestor = gateway.ingestor
         self._caller = caller
+        self._device_id = caller.device_id or ""
         self._outbox = outbox
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._in_flight = 0
+        self._room = asyncio.Event()
+        self._room.set()
+        self._settled = asyncio.Event()
+        self._settled.set()
+        self._slow: set[asyncio.Task[None]] = set()
+        self._acks: list[wire_pb2.ReportAck] = []
         self._sent_dictionary = False
+        # The credential was checked on admission; it is checked again every RECHECK_S.
+        self._valid_until = time.monotonic() + RECHECK_S
 
     async def pump(self, requests: AsyncIterator[gateway_pb2.ConnectRequest]) -> None:
         try:
             async for request in requests:
-                if request.HasField("hello"):
-                    self._offer_dictionary(request.hello.dictionary_id)
-                elif request.HasField("report"):
+                body = request.WhichOneof("body")
+                if body == "report":
                     self._offer_dictionary(None)
-                    if not await self._still_valid():
+                    if time.monotonic() > self._valid_until and not await self._still_valid():
                         break
-                    await self._slots.acquire()
-                    task = asyncio.create_task(self._one(request.report))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+                    if self._in_flight >= MAX_IN_FLIGHT:
+                        self._room.clear()
+                        await self._room.wait()
+                    self._start(request.report)
+                elif body == "hello":
+                    self._offer_dictionary(request.hello.dictionary_id)
         except asyncio.CancelledError:
             raise
         except Exception:  # the peer went away mid-read: answer what is in flight
             pass
         await self.settle()
+        self._flush_acks()
         self._outbox.put_nowait(None)
 
     async def settle(self) -> None:
         """Wait for every report in flight to be answered (or fail)."""
-        if self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._settled.wait()
+        if self._slow:
+            await asyncio.gather(*list(self._slow), return_exceptions=True)
+
+    def _start(self, upload: gateway_pb2.ReportUpload) -> None:
+        started = time.perf_counter()
+        try:
+            self._gateway.refuse_if_draining()
+            accepted = self._ingestor.accept(
+                upload.frame, self._device_id, upload.sequence, started
+            )
+        except IngestRefused as refused:
+            if refused.reason == wire_pb2.REFUSAL_REASON_UNKNOWN_DICTIONARY:
+                # Maybe another replica issued it: look it up without holding the stream.
+                task = asyncio.create_task(self._after_refusal(refused, upload, started))
+                self._slow.add(task)
+                task.add_done_callback(self._slow.discard)
+            else:
+                self._refuse(upload.sequence, refused)
+            return
+        self._in_flight += 1
+        self._settled.clear()
+        accepted.committed.add_done_callback(lambda _: self._answer(accepted))
+
+    def _answer(self, accepted: Accepted) -> None:
+        try:
+            ack = self._ingestor.answer(accepted)
+        except IngestRefused as refused:
+            self._refuse(accepted.sequence, refused)
+        else:
+            self._queue_ack(ack)
+        self._in_flight -= 1
+        if self._in_flight < MAX_IN_FLIGHT:
+            self._room.set()
+        if self._in_flight == 0:
+            self._settled.set()
+
+    async def _after_refusal(
+        self, refused: IngestRefused, upload: gateway_pb2.ReportUpload, started: float
+    ) -> None:
+        try:
+            ack = await self._ingestor.after_refusal(
+                refused, upload.frame, self._device_id, upload.sequence, started
+            )
+        except IngestRefused as final:
+            self._refuse(upload.sequence, final)
+        else:
+            self._queue_ack(ack)
+
+    def _queue_ack(self, ack: wire_pb2.ReportAck) -> None:
+        # The futures of one commit resolve in one turn of the loop: their acks are
+        # gathered and leave together, one message instead of one per report.
+        if not self._acks:
+            asyncio.get_running_loop().call_soon(self._flush_acks)
+        self._acks.append(ack)
+
+    def _flush_acks(self) -> None:
+        if self._acks:
+            acks, self._acks = self._acks, []
+            self._outbox.put_nowait(
+                gateway_pb2.ConnectResponse(acks=gateway_pb2.ReportAcks(acks=acks))
+            )
+
+    def _refuse(self, sequence: int, refused: IngestRefused) -> None:
+        self._outbox.put_nowait(
+            gateway_pb2.ConnectResponse(
+                refusal=wire_pb2.ReportRefusal(
+                    sequence=sequence,
+                    report_id=refused.report_id,
+                    reason=refused.reason,
+                    code=status_of(refused).value[0],
+                    message=str(refused),
+                )
+            )
+        )
 
     def _offer_dictionary(self, held: int | None) -> None:
         if self._sent_dictionary:
@@ -233,27 +326,5 @@ class _Stream:
         except Unauthenticated as error:
             self._outbox.put_nowait(error)
             return False
+        self._valid_until = time.monotonic() + RECHECK_S
         return True
-
-    async def _one(self, upload: gateway_pb2.ReportUpload) -> None:
-        try:
-            self._gateway._refuse_if_draining()
-            assert self._caller.device_id is not None
-            ack = await self._gateway.ingestor.ingest(
-                upload.frame, self._caller.device_id, upload.sequence
-            )
-            self._outbox.put_nowait(gateway_pb2.ConnectResponse(ack=ack))
-        except IngestRefused as refused:
-            self._outbox.put_nowait(
-                gateway_pb2.ConnectResponse(
-                    refusal=wire_pb2.ReportRefusal(
-                        sequence=upload.sequence,
-                        report_id=refused.report_id,
-                        reason=refused.reason,
-                        code=status_of(refused).value[0],
-                        message=str(refused),
-                    )
-                )
-            )
-        finally:
-            self._slots.release()

@@ -55,6 +55,11 @@ class GroupCommitWriter:
 
     async def submit(self, item: IncomingReport) -> StoreResult:
         """Queue `item`; its result once the transaction holding it has committed."""
+        return await self.enqueue(item)
+
+    def enqueue(self, item: IncomingReport) -> asyncio.Future[StoreResult]:
+        """Queue `item`; a future that resolves once its transaction has committed
+        (or fails with the StoreError that kept it from committing)."""
         if self._closing:
             raise IngestRefused(
                 wire_pb2.REFUSAL_REASON_SHUTTING_DOWN,
@@ -63,8 +68,7 @@ class GroupCommitWriter:
             )
         pending = _Pending(item)
         self._queue.put_nowait(pending)
-        self._metrics.queue_depth.set(self._queue.qsize())
-        return await pending.done
+        return pending.done
 
     async def close(self) -> None:
         """Refuse new reports, commit every queued one, then stop."""
@@ -90,6 +94,7 @@ class GroupCommitWriter:
                     stopping = True
                     break
                 batch.append(nxt)
+            # Sampled once a batch: setting a gauge per report costs more than it tells.
             self._metrics.queue_depth.set(self._queue.qsize())
             await self._commit(batch)
 
@@ -109,6 +114,7 @@ class GroupCommitWriter:
                     p.done.set_exception(error)
             return
         self._metrics.batch_size.observe(len(batch))
+        self._metrics.queue_depth.set(self._queue.qsize())
         for p, result in zip(batch, results, strict=True):
             if not p.done.done():  # the caller may have gone (stream cancelled)
                 p.done.set_result(result)

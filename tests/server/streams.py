@@ -1,7 +1,7 @@
 """A test client for `Connect`: one stream, frames pipelined, every answer collected.
 
     answers = await stream_frames(address, credential, frames)   # acks, refusals, dictionaries
-    acks = {a.ack.sequence: a.ack for a in answers if a.HasField("ack")}
+    acks = {a.sequence: a for a in acks_of(answers)}
 
 It sends a hello, then every frame without waiting (numbered 1..n), then waits until
 each has been answered and half-closes the stream — what a real agent does with a
@@ -17,6 +17,15 @@ import grpc
 
 from probelink.channel import bearer, open_aio_channel, open_channel
 from probelink.v1 import gateway_pb2, gateway_pb2_grpc, wire_pb2
+
+
+def acks_of(answers: Sequence[gateway_pb2.ConnectResponse]) -> list[wire_pb2.ReportAck]:
+    """Every ack in `answers`, in the order they came (acks travel in groups)."""
+    return [ack for answer in answers for ack in answer.acks.acks]
+
+
+def refusals_of(answers: Sequence[gateway_pb2.ConnectResponse]) -> list[wire_pb2.ReportRefusal]:
+    return [a.refusal for a in answers if a.HasField("refusal")]
 
 
 async def stream_frames(
@@ -49,9 +58,9 @@ async def stream_frames(
         )
         async for answer in call:
             answers.append(answer)
-            if answer.HasField("ack"):
-                pending.discard(answer.ack.sequence)
-            elif answer.HasField("refusal"):
+            for ack in answer.acks.acks:
+                pending.discard(ack.sequence)
+            if answer.HasField("refusal"):
                 pending.discard(answer.refusal.sequence)
             if not pending:
                 answered.set()

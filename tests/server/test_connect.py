@@ -18,7 +18,7 @@ from probelink.channel import bearer
 from probelink.v1 import admin_pb2, gateway_pb2, reports_pb2, wire_pb2
 from tests.server.ingest.reports import varied_reports
 from tests.server.running import RunningServer
-from tests.server.streams import connect_status, open_stream, stream_frames
+from tests.server.streams import acks_of, connect_status, open_stream, refusals_of, stream_frames
 
 
 @pytest.fixture
@@ -49,8 +49,8 @@ async def test_a_pipelined_backlog_is_acked_once_each_after_commit(
     frames = [encoder.encode(r.SerializeToString()) for r in reports]
     frames.append(frames[10])  # a resend inside the same stream
     answers = await stream_frames(server.address, device.credential, frames)
-    acks = [a.ack for a in answers if a.HasField("ack")]
-    assert not [a for a in answers if a.HasField("refusal")]
+    acks = acks_of(answers)
+    assert not refusals_of(answers)
     assert sorted(a.sequence for a in acks) == list(range(1, 302))
     by_sequence = {a.sequence: a for a in acks}
     assert all(by_sequence[i + 1].report_id == r.report_id for i, r in enumerate(reports))
@@ -67,13 +67,13 @@ async def test_a_bad_frame_is_refused_alone_and_the_stream_goes_on(
     answers = await stream_frames(
         server.address, device.credential, [good[0], bad, good[1], good[2]]
     )
-    refusals = [a.refusal for a in answers if a.HasField("refusal")]
+    refusals = refusals_of(answers)
     assert len(refusals) == 1
     refusal = refusals[0]
     assert (refusal.sequence, refusal.reason) == (2, wire_pb2.REFUSAL_REASON_NOT_ZSTD)
     assert refusal.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     assert refusal.message
-    assert sorted(a.ack.sequence for a in answers if a.HasField("ack")) == [1, 3, 4]
+    assert sorted(a.sequence for a in acks_of(answers)) == [1, 3, 4]
 
 
 async def test_the_current_dictionary_goes_down_on_connect_and_when_trained(
@@ -108,7 +108,7 @@ async def test_the_current_dictionary_goes_down_on_connect_and_when_trained(
             gateway_pb2.ConnectRequest(report=gateway_pb2.ReportUpload(sequence=1, frame=frame))
         )
         answer = await _read(call)
-        assert answer.ack.report_id == reports[200].report_id
+        assert [a.report_id for a in answer.acks.acks] == [reports[200].report_id]
     finally:
         queue.put_nowait(None)
         await channel.close()
@@ -119,11 +119,11 @@ async def test_the_current_dictionary_goes_down_on_connect_and_when_trained(
         [encoder.encode(reports[201].SerializeToString())],
         dictionary_id=1,
     )
-    assert [a.WhichOneof("body") for a in answers] == ["ack"]
+    assert [a.WhichOneof("body") for a in answers] == ["acks"]
     answers = await stream_frames(
         server.address, device.credential, [encoder.encode(reports[202].SerializeToString())]
     )
-    assert [a.WhichOneof("body") for a in answers] == ["dictionary", "ack"]
+    assert [a.WhichOneof("body") for a in answers] == ["dictionary", "acks"]
     # GetDictionary serves it too, by id and as the current one.
     got = device.gateway.GetDictionary(gateway_pb2.GetDictionaryRequest(), metadata=device.metadata)
     assert got.dictionary == trained
@@ -146,7 +146,7 @@ async def test_revoking_a_device_ends_its_open_stream(server: RunningServer) -> 
         queue.put_nowait(
             gateway_pb2.ConnectRequest(report=gateway_pb2.ReportUpload(sequence=1, frame=frame))
         )
-        assert (await _read(call)).HasField("ack")
+        assert (await _read(call)).HasField("acks")
         server.admin().RevokeDevice(
             admin_pb2.RevokeDeviceRequest(device_id=device.device_id),
             metadata=bearer(server.admin_token),

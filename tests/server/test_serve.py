@@ -30,6 +30,7 @@ from probelink.v1 import gateway_pb2, gateway_pb2_grpc, reports_pb2, reports_pb2
 from tests.server.conftest import with_params
 from tests.server.ingest.reports import varied_reports
 from tests.server.running import RunningServer, ServerProcess
+from tests.server.streams import acks_of, refusals_of
 from tests.server.tlsfiles import make_tls
 from tests.tcpproxy import TcpProxy
 
@@ -247,7 +248,7 @@ async def _burst(
         try:
             async for answer in call:
                 answers.append(answer)
-                if sum(a.HasField("ack") for a in answers) >= 100:
+                if len(acks_of(answers)) >= 100:
                     on_first_acks.set()
         except grpc.aio.AioRpcError:
             pass  # the server ended the stream as it stopped: what was acked is what counts
@@ -284,8 +285,8 @@ def test_sigterm_mid_burst_acks_only_what_it_stored(tmp_path: Path) -> None:
         answers = asyncio.run(scenario())
         assert proc.proc is not None
         assert proc.proc.wait(60) == 0
-    acked = {a.ack.report_id for a in answers if a.HasField("ack")}
-    refused = [a.refusal for a in answers if a.HasField("refusal")]
+    acked = {a.report_id for a in acks_of(answers)}
+    refused = refusals_of(answers)
     assert 100 <= len(acked) < len(reports)
     assert all(r.code == grpc.StatusCode.UNAVAILABLE.value[0] for r in refused)
     with sqlite3.connect(data / "probelink.db") as db:
@@ -298,7 +299,7 @@ def test_sigterm_mid_burst_acks_only_what_it_stored(tmp_path: Path) -> None:
 
         again = asyncio.run(stream_frames(proc.address, enrolled.credential, frames))  # type: ignore[arg-type]
         proc.terminate()
-    assert len([a for a in again if a.HasField("ack")]) == len(reports)
+    assert len(acks_of(again)) == len(reports)
     with sqlite3.connect(data / "probelink.db") as db:
         assert db.execute("SELECT count(*) FROM reports").fetchone() == (len(reports),)
 

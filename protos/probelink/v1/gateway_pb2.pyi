@@ -3,8 +3,10 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
 from probelink.v1 import report_pb2 as _report_pb2
 from probelink.v1 import wire_pb2 as _wire_pb2
 import builtins as _builtins
@@ -159,33 +161,57 @@ class ConnectResponse(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    ACK_FIELD_NUMBER: _builtins.int
     REFUSAL_FIELD_NUMBER: _builtins.int
     DICTIONARY_FIELD_NUMBER: _builtins.int
-    @_builtins.property
-    def ack(self) -> _wire_pb2.ReportAck: ...
+    ACKS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def refusal(self) -> _wire_pb2.ReportRefusal: ...
     @_builtins.property
     def dictionary(self) -> _wire_pb2.Dictionary:
         """The current dictionary: compress from now on with this one."""
 
+    @_builtins.property
+    def acks(self) -> Global___ReportAcks:
+        """Acks for reports committed together: every report is acked once, and reports
+        committed in the same transaction share one message.
+        """
+
     def __init__(
         self,
         *,
-        ack: _wire_pb2.ReportAck | None = ...,
         refusal: _wire_pb2.ReportRefusal | None = ...,
         dictionary: _wire_pb2.Dictionary | None = ...,
+        acks: Global___ReportAcks | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "body", b"body", "dictionary", b"dictionary", "refusal", b"refusal"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acks", b"acks", "body", b"body", "dictionary", b"dictionary", "refusal", b"refusal"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "body", b"body", "dictionary", b"dictionary", "refusal", b"refusal"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acks", b"acks", "body", b"body", "dictionary", b"dictionary", "refusal", b"refusal"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["ack", "refusal", "dictionary"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["refusal", "dictionary", "acks"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
 Global___ConnectResponse: _TypeAlias = ConnectResponse  # noqa: Y015
+
+@_typing.final
+class ReportAcks(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACKS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def acks(self) -> _containers.RepeatedCompositeFieldContainer[_wire_pb2.ReportAck]: ...
+    def __init__(
+        self,
+        *,
+        acks: _abc.Iterable[_wire_pb2.ReportAck] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acks", b"acks"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportAcks: _TypeAlias = ReportAcks  # noqa: Y015
 
 @_typing.final
 class UploadReportRequest(_message.Message):
