@@ -6,14 +6,15 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TYPECHECK_TREE := build/typecheck
 
-.PHONY: help venv run test test-fast check lint format typecheck buf-lint protos protos-check bench clean
+.PHONY: help venv run serve test test-fast check lint format typecheck buf-lint protos protos-check bench bench-selfcheck bench-server clean
 
 help:
 	@echo "make run        self-check this machine (creates $(VENV) on first use)"
 	@echo "make test       the whole test-suite"
 	@echo "make check      ruff, mypy and buf lint"
 	@echo "make protos     regenerate the committed code of protos/probelink/v1"
-	@echo "make bench      benchmarks; numbers go to docs/performance.md"
+	@echo "make serve      run the server on 127.0.0.1:50051 (SQLite in ./probelink-data)"
+	@echo "make bench      benchmarks (bench-selfcheck, bench-server); numbers go to docs/performance.md"
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +26,9 @@ venv: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/probelink-agent check
+
+serve: $(STAMP)
+	$(BIN)/probelink-server serve
 
 test: $(STAMP)
 	$(BIN)/pytest -q
@@ -64,8 +68,14 @@ buf-lint: .tools/node_modules/.bin/buf
 protos: $(STAMP)
 	$(PY) protos/generate.py
 
-bench: $(STAMP)
+bench: bench-selfcheck bench-server
+
+bench-selfcheck: $(STAMP)
 	$(PY) bench/selfcheck.py
+
+# Adds PostgreSQL when PROBELINK_TEST_POSTGRES (or --postgres) names a server.
+bench-server: $(STAMP)
+	$(PY) bench/server_core.py
 
 clean:
 	rm -rf build $(VENV) .tools/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -98,7 +98,13 @@ class ProbelinkServer:
         def issued(record: DictionaryRecord) -> None:
             hub.broadcast(gateway_pb2.ConnectResponse(dictionary=dictionary_message(record)))
 
-        trainer = DictionaryTrainer(astore, book, issued, train_after=config.dict_train_after)
+        trainer = DictionaryTrainer(
+            astore,
+            book,
+            issued,
+            train_after=config.dict_train_after,
+            retrain_every_s=config.dict_retrain_every_s,
+        )
         ingestor = Ingestor(
             writer,
             book,

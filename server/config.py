@@ -34,6 +34,8 @@ class ServeConfig:
     max_report_bytes: int = 1 << 20
     # Train a new dictionary after this many stored reports; 0 = only on request.
     dict_train_after: int = 1000
+    # ... and a new one at most this often (seconds).
+    dict_retrain_every_s: float = 24 * 3600.0
     max_batch: int = 256
     # How long SIGTERM waits for in-flight reports and streams.
     grace_s: float = 10.0

@@ -49,8 +49,11 @@ def serve(
         int, typer.Option(help="The largest report a frame may declare, in bytes.")
     ] = 1 << 20,
     dict_train_after: Annotated[
-        int, typer.Option(help="Train a new zstd dictionary after this many reports (0: never).")
+        int, typer.Option(help="Train a zstd dictionary once this many reports arrived (0: never).")
     ] = 1000,
+    dict_retrain_every: Annotated[
+        float, typer.Option(help="Seconds between automatic dictionaries after the first.")
+    ] = 24 * 3600.0,
     grace: Annotated[
         float, typer.Option(help="Seconds SIGTERM waits for in-flight reports and streams.")
     ] = 10.0,
@@ -80,6 +83,7 @@ def serve(
         metrics_listen=metrics_listen,
         max_report_bytes=max_report_bytes,
         dict_train_after=dict_train_after,
+        dict_retrain_every_s=dict_retrain_every,
         grace_s=grace,
         port_file=port_file,
     )

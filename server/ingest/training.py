@@ -2,7 +2,12 @@
 
     trainer = DictionaryTrainer(astore, book, on_issued=hub_broadcast, train_after=1000)
     record = await trainer.train()      # `probelink-server dict train`, or by itself:
-    trainer.note_stored(1)              # ... after every `train_after` stored reports
+    trainer.note_stored(1)              # ... once `train_after` reports were stored
+
+By itself it trains the first dictionary as soon as `train_after` reports have been
+stored, and a new one only when `train_after` more have arrived AND `retrain_every_s`
+has passed since the current one: every new dictionary is a download for every agent,
+and at thousands of reports a second "every N reports" would mean several a second.
 
 Ids count up from 1 and are also the zstd dictionary id inside the dictionary, so a
 frame's header names the dictionary it needs. A dictionary is never replaced or deleted:
@@ -23,6 +28,7 @@ from probelink.server.store.async_store import AsyncStore
 from probelink.server.store.base import DictionaryRecord
 
 DEFAULT_SAMPLE_LIMIT = 2000
+DEFAULT_RETRAIN_EVERY_S = 24 * 3600.0
 
 
 class DictionaryTrainer:
@@ -33,12 +39,14 @@ class DictionaryTrainer:
         on_issued: Callable[[DictionaryRecord], None],
         train_after: int = 1000,
         sample_limit: int = DEFAULT_SAMPLE_LIMIT,
+        retrain_every_s: float = DEFAULT_RETRAIN_EVERY_S,
     ) -> None:
         self._store = store
         self._book = book
         self._on_issued = on_issued
         self._train_after = train_after
         self._sample_limit = sample_limit
+        self._retrain_every_us = int(retrain_every_s * 1_000_000)
         self._since_last = 0
         self._lock = asyncio.Lock()
         self._auto: asyncio.Task[None] | None = None
@@ -48,9 +56,13 @@ class DictionaryTrainer:
         if self._train_after <= 0:
             return
         self._since_last += count
-        if self._since_last >= self._train_after and (self._auto is None or self._auto.done()):
-            self._since_last = 0
-            self._auto = asyncio.create_task(self._train_quietly(), name="dictionary-training")
+        if self._since_last < self._train_after or not (self._auto is None or self._auto.done()):
+            return
+        current = self._book.current
+        if current is not None and now_us() - current.created_at_us < self._retrain_every_us:
+            return
+        self._since_last = 0
+        self._auto = asyncio.create_task(self._train_quietly(), name="dictionary-training")
 
     async def _train_quietly(self) -> None:
         # A failed automatic training (too few distinct reports, a busy database) is

@@ -6,6 +6,7 @@ Real server on loopback, real grpc.aio client; on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -164,3 +165,34 @@ def test_connect_without_a_device_credential_is_refused(server: RunningServer) -
     assert connect_status(server.address, "pld_" + "x" * 43) == grpc.StatusCode.UNAUTHENTICATED
     assert connect_status(server.address, server.admin_token) == grpc.StatusCode.PERMISSION_DENIED
     assert connect_status(server.address, server.enroll().credential) == grpc.StatusCode.OK
+
+
+def _dictionary_ids(server: RunningServer, wait_for: int, timeout: float = 30) -> int:
+    """The server's newest dictionary id once it reaches `wait_for` (training runs in
+    the background), or what it has when `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert server.server is not None
+        current = server.server.book.current
+        got = current.dictionary_id if current else 0
+        if got >= wait_for or time.monotonic() > deadline:
+            return got
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize(("retrain_every_s", "expected"), [(3600.0, 1), (0.0, 2)])
+async def test_dictionaries_are_trained_by_themselves_and_not_too_often(
+    tmp_path: Path, retrain_every_s: float, expected: int
+) -> None:
+    with RunningServer(
+        tmp_path / "data", dict_train_after=120, dict_retrain_every_s=retrain_every_s
+    ) as server:
+        device = server.enroll()
+        reports = varied_reports(240, seed=8)
+        encoder = wire.Encoder()
+        first = [encoder.encode(r.SerializeToString()) for r in reports[:120]]
+        await stream_frames(server.address, device.credential, first)
+        assert _dictionary_ids(server, 1) == 1
+        second = [encoder.encode(r.SerializeToString()) for r in reports[120:]]
+        await stream_frames(server.address, device.credential, second)
+        assert _dictionary_ids(server, expected, timeout=30 if expected == 2 else 1) == expected
