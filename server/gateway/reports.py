@@ -76,7 +76,10 @@ class Reports(reports_pb2_grpc.ReportsServiceServicer):
                 f"report {report_id} belongs to another device; a {caller.role} reads "
                 "only its own device's reports"
             )
-        serialized = self.book.decompressor(stored.row.dictionary_id).decompress(stored.frame)
+        dictionary_id = stored.row.dictionary_id
+        if dictionary_id not in self.book:  # issued by another replica since we started
+            await self.store.read(self.book.learn, self.store.store, dictionary_id)
+        serialized = self.book.decompressor(dictionary_id).decompress(stored.frame)
         return reports_pb2.GetReportResponse(
             summary=report_summary(stored.row),
             report=report_pb2.Report.FromString(serialized),

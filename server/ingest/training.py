@@ -75,6 +75,9 @@ class DictionaryTrainer:
         async with self._lock:
             store = self._store.store
             frames = await self._store.read(store.sample_frames, sample_limit or self._sample_limit)
+            for dictionary_id in {d for d, _ in frames} - set(self._book.ids) - {0}:
+                # Frames made with a dictionary another replica issued since we started.
+                await self._store.read(self._book.learn, store, dictionary_id)
             samples = [
                 self._book.decompressor(dictionary_id).decompress(frame)
                 for dictionary_id, frame in frames

@@ -157,6 +157,21 @@ class RunningServer:
         return response.token
 
 
+def serve_argv(data_dir: Path, *args: str, listen: str = "127.0.0.1:0") -> list[str]:
+    """The command line of `probelink-server serve` for a test, this interpreter's."""
+    return [
+        sys.executable,
+        "-m",
+        "probelink.server.cli",
+        "serve",
+        "--listen",
+        listen,
+        "--data-dir",
+        str(data_dir),
+        *args,
+    ]
+
+
 class ServerProcess:
     """`probelink-server serve` as a child process on a free port."""
 
@@ -164,14 +179,7 @@ class ServerProcess:
         self.data_dir = data_dir
         self.port_file = data_dir / "port"
         self.argv = [
-            sys.executable,
-            "-m",
-            "probelink.server.cli",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            str(data_dir),
+            *serve_argv(data_dir),
             "--port-file",
             str(self.port_file),
             "--json",

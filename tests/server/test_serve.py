@@ -9,7 +9,6 @@ import json
 import sqlite3
 import stat
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import AsyncIterator
@@ -29,7 +28,7 @@ from probelink.server.config import TlsConfig
 from probelink.v1 import gateway_pb2, gateway_pb2_grpc, reports_pb2, reports_pb2_grpc
 from tests.server.conftest import with_params
 from tests.server.ingest.reports import varied_reports
-from tests.server.running import RunningServer, ServerProcess
+from tests.server.running import RunningServer, ServerProcess, serve_argv
 from tests.server.streams import acks_of, refusals_of
 from tests.server.tlsfiles import make_tls
 from tests.tcpproxy import TcpProxy
@@ -69,18 +68,7 @@ def test_first_start_writes_private_secrets_once(tmp_path: Path) -> None:
 def test_the_human_output_says_where_the_secrets_are(tmp_path: Path) -> None:
     data = tmp_path / "data"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "probelink.server.cli",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            str(data),
-            "--port-file",
-            str(tmp_path / "port"),
-        ],
+        serve_argv(data, "--port-file", str(tmp_path / "port")),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -155,16 +143,7 @@ def test_metrics_count_what_happened(tmp_path: Path) -> None:
 
 
 def test_plaintext_beyond_loopback_needs_insecure(tmp_path: Path) -> None:
-    argv = [
-        sys.executable,
-        "-m",
-        "probelink.server.cli",
-        "serve",
-        "--listen",
-        "0.0.0.0:0",
-        "--data-dir",
-        str(tmp_path / "data"),
-    ]
+    argv = serve_argv(tmp_path / "data", listen="0.0.0.0:0")
     refused = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2
     assert "--tls-cert" in refused.stderr and "--insecure" in refused.stderr
@@ -184,17 +163,7 @@ def test_plaintext_beyond_loopback_needs_insecure(tmp_path: Path) -> None:
     ],
 )
 def test_bad_serve_options_are_explained(tmp_path: Path, args: list[str], words: str) -> None:
-    argv = [
-        sys.executable,
-        "-m",
-        "probelink.server.cli",
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        str(tmp_path / "data"),
-        *args,
-    ]
+    argv = serve_argv(tmp_path / "data", *args)
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done.stderr
     assert words in done.stderr
