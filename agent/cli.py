@@ -3,14 +3,17 @@
     probelink-agent check                       # self-check this machine
     probelink-agent check --json                # the report as JSON
     probelink-agent check --sysfs-root tests/fixtures/machines/laptop-worn-battery/sys
+    probelink-agent check --upload --server 127.0.0.1:50051 --enroll-secret-file enroll.secret
     probelink-agent probes                      # what can run here, and why not
 
 Exit codes of `check`: 0 nothing failed, 1 a check failed, 2 usage or internal error,
-130 interrupted (the report of what ran is still written).
+3 checked (the verdict is shown) but the upload failed, 130 interrupted (the report of
+what ran is still written).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -23,6 +26,18 @@ from rich.prompt import Confirm
 
 from probelink.agent.render import render_report
 from probelink.agent.selfcheck import Hooks, SelfCheckPlan, run_selfcheck
+from probelink.agent.state import STATE_ENV, default_state_dir
+from probelink.agent.upload import (
+    DEFAULT_SERVER,
+    SECRET_FILE_ENV,
+    SERVER_ENV,
+    TLS_CA_ENV,
+    UploadFailed,
+    UploadOutcome,
+    UploadPlan,
+    UploadSetupError,
+    upload_report,
+)
 from probelink.probes.context import ProbeContext
 from probelink.probes.errors import ProbeProblem
 from probelink.probes.registry import ROUTINE, TELEMETRY, all_probes
@@ -30,7 +45,7 @@ from probelink.probes.results import FAIL, SKIP
 from probelink.probes.runner import run_telemetry
 from probelink.v1 import probe_pb2, report_pb2, routine_pb2
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UPLOAD_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 app = typer.Typer(
     help="Probelink agent: check this device's hardware and report it.",
@@ -219,11 +234,69 @@ def check(
             "run (benches, tests); without it routines do not watch a captured tree.",
         ),
     ] = False,
+    upload: Annotated[
+        bool,
+        typer.Option(
+            "--upload",
+            help="Send the report to a Probelink server (enrolls this device on first use). "
+            "Exit code 3: checked, but the upload failed.",
+        ),
+    ] = False,
+    server: Annotated[
+        str, typer.Option("--server", envvar=SERVER_ENV, help="The server's HOST:PORT.")
+    ] = DEFAULT_SERVER,
+    enroll_secret_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--enroll-secret-file",
+            envvar=SECRET_FILE_ENV,
+            help="File holding the enroll secret an admin handed out; needed to enroll "
+            "(first upload, or after the server refused this device's credential).",
+            dir_okay=False,
+        ),
+    ] = None,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--state-dir",
+            envvar=STATE_ENV,
+            help="Where the device credential and dictionary are kept "
+            "(default: $XDG_STATE_HOME/probelink-agent or ~/.local/state/probelink-agent).",
+            file_okay=False,
+        ),
+    ] = None,
+    tls_ca: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-ca", envvar=TLS_CA_ENV, help="Use TLS, trusting this CA for the server (PEM)."
+        ),
+    ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option("--tls-cert", help="Client certificate, when the server wants mTLS."),
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", help="The client certificate's key.")
+    ] = None,
 ) -> None:
     """Check this device's battery, storage, sensors, ports and system, and give a verdict."""
     console = Console(stderr=json_out)
     if out is not None and not out.parent.is_dir():
         raise typer.BadParameter(f"{out.parent} is not a directory", param_hint="--out")
+    upload_plan = None
+    if upload:
+        try:
+            # Before any probe runs: a missing secret should cost a second, not a check.
+            upload_plan = UploadPlan.from_options(
+                server,
+                state_dir or default_state_dir(),
+                enroll_secret_file,
+                tls_ca,
+                tls_cert,
+                tls_key,
+            )
+        except UploadSetupError as err:
+            raise typer.BadParameter(str(err), param_hint="--upload") from None
     ctx = _context(
         sysfs_root,
         psutil_snapshot,
@@ -250,16 +323,66 @@ def check(
     report = outcome.report
     if out is not None:
         out.write_bytes(report.SerializeToString())
-    if json_out:
-        sys.stdout.write(report_json(report) + "\n")
-    else:
+    if not json_out:
         render_report(console, report, show_skipped=show_skipped)
         if out is not None:
             console.print(f"[dim]Report written to {out}[/dim]")
     if outcome.interrupted:
-        Console(stderr=True).print("Interrupted: the report holds what ran before you stopped it.")
+        if json_out:
+            sys.stdout.write(report_json(report) + "\n")
+        note = " It was not uploaded." if upload_plan is not None else ""
+        Console(stderr=True).print(
+            f"Interrupted: the report holds what ran before you stopped it.{note}"
+        )
         raise typer.Exit(EXIT_INTERRUPTED)
-    raise typer.Exit(EXIT_FAIL if report.overall == FAIL else EXIT_OK)
+    verdict_code = EXIT_FAIL if report.overall == FAIL else EXIT_OK
+    if upload_plan is None:
+        if json_out:
+            sys.stdout.write(report_json(report) + "\n")
+        raise typer.Exit(verdict_code)
+    raise typer.Exit(_upload(report, upload_plan, json_out, console) or verdict_code)
+
+
+def _upload(
+    report: report_pb2.Report, plan: UploadPlan, json_out: bool, console: Console
+) -> int | None:
+    """Upload and say how it went; EXIT_UPLOAD_FAILED when it did not, else None."""
+    errors = Console(stderr=True, highlight=False)
+    done: UploadOutcome | None = None
+    failed: UploadFailed | None = None
+    try:
+        done = upload_report(
+            report, plan, say=lambda text: errors.print(text, markup=False, soft_wrap=True)
+        )
+    except UploadFailed as err:
+        failed = err
+    if json_out:
+        # The report's own JSON object with one more key: readers of the output without
+        # --upload still find every field where it was.
+        printed = json.loads(report_json(report))
+        if done is not None:
+            printed["upload"] = done.as_json()
+        elif failed is not None:
+            printed["upload"] = {
+                "server": plan.server,
+                "error": str(failed),
+                "status": failed.status,
+            }
+        sys.stdout.write(json.dumps(printed, indent=2) + "\n")
+    elif done is not None:
+        how = "already stored" if done.duplicate else "stored"
+        console.print(
+            f"Uploaded to {done.server} as report {done.report_id} ({how})",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    if failed is None:
+        return None
+    errors.print(
+        f"probelink-agent: upload failed ({failed.status}): {failed}", markup=False, soft_wrap=True
+    )
+    return EXIT_UPLOAD_FAILED
 
 
 @app.command("probes")

@@ -23,6 +23,10 @@ import zstandard
 
 from probelink.v1 import wire_pb2
 
+#: Trailing metadata of a refused UploadReport: the RefusalReason, lower case without
+#: its prefix (`not_zstd`, `unknown_dictionary`, …), so a client can act on it.
+REFUSAL_REASON_KEY = "probelink-refusal-reason"
+
 # Level 3 is zstd's default. Measured on our reports (no dictionary, mean of 200):
 # level 3 -> 3,961 bytes in 29 µs; level 9 -> 3,911 in 140 µs; level 19 -> 3,858 in
 # 1 ms. A few percent is not worth 5-35x the CPU on a phone or a bench fixture.

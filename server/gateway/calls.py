@@ -21,9 +21,7 @@ from probelink.server.auth import roles
 from probelink.server.auth.authenticator import Authenticator, Caller
 from probelink.server.errors import IngestRefused, PermissionDenied, ServerError, Unauthenticated
 from probelink.server.metrics import Metrics
-
-#: Trailing metadata key naming a refusal's reason (`not_zstd`, `unknown_dictionary`…).
-REFUSAL_REASON_KEY = "probelink-refusal-reason"
+from probelink.wire import REFUSAL_REASON_KEY
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")

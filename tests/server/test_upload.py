@@ -16,8 +16,8 @@ import zstandard
 
 from probelink import wire
 from probelink.channel import bearer
-from probelink.server.gateway.calls import REFUSAL_REASON_KEY
 from probelink.v1 import gateway_pb2, gateway_pb2_grpc, reports_pb2, wire_pb2
+from probelink.wire import REFUSAL_REASON_KEY
 from tests.server.ingest.reports import varied_reports
 from tests.server.running import Device, RunningServer
 

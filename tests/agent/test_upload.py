@@ -1,0 +1,488 @@
+"""`probelink-agent check --upload` as a person runs it, against a real server on loopback.
+
+The agent runs as a real process on a captured laptop (so its report is the same on
+every machine); the server runs in this process (`tests.server.running`), and what it
+stored is read back through ReportsService with the admin token.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from google.protobuf import json_format
+
+from probelink.agent.state import AgentState
+from probelink.agent.upload import UploadPlan, upload_report
+from probelink.channel import bearer
+from probelink.probes.results import FAIL
+from probelink.v1 import admin_pb2, report_pb2, reports_pb2
+from tests.conftest import MACHINES
+from tests.server.ingest.reports import varied_reports
+from tests.server.running import RunningServer
+
+AGENT = [sys.executable, "-m", "probelink.agent.cli"]
+LAPTOP = MACHINES / "laptop-worn-battery" / "sys"
+
+
+def _env() -> dict[str, str]:
+    # The person's own settings must not leak into a test (or a test into their state).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROBELINK_")}
+    env.pop("XDG_STATE_HOME", None)
+    return env
+
+
+def agent(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*AGENT, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        env=env or _env(),
+    )
+
+
+def words(text: str) -> str:
+    """`text` with rich's boxes and line breaks flattened, to compare the words."""
+    return " ".join(text.replace("│", " ").split())
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RunningServer]:
+    with RunningServer(tmp_path / "data") as running:
+        yield running
+
+
+@pytest.fixture
+def secret_file(tmp_path: Path, server: RunningServer) -> Path:
+    path = tmp_path / "enroll.secret"
+    path.write_text(server.enroll_secret + "\n")
+    return path
+
+
+class Check:
+    """One `check --upload` run on the laptop, and what it wrote."""
+
+    def __init__(self, tmp_path: Path, address: str, *extra: str, name: str = "report") -> None:
+        self.out = tmp_path / f"{name}.pb"
+        self.state_dir = tmp_path / "state"
+        self.proc = agent(
+            "check",
+            "--sysfs-root",
+            str(LAPTOP),
+            "--out",
+            str(self.out),
+            "--upload",
+            "--server",
+            address,
+            "--state-dir",
+            str(self.state_dir),
+            *extra,
+        )
+
+    @property
+    def report(self) -> report_pb2.Report:
+        return report_pb2.Report.FromString(self.out.read_bytes())
+
+    @property
+    def device_id(self) -> str:
+        return str(json.loads((self.state_dir / "device.json").read_text())["device_id"])
+
+    def assert_exit(self, code: int) -> None:
+        assert self.proc.returncode == code, (self.proc.stdout, self.proc.stderr)
+
+
+def _verdict(report: report_pb2.Report) -> int:
+    """The exit code `check` gives for this report's verdict."""
+    return 1 if report.overall == FAIL else 0
+
+
+def _stored(server: RunningServer, report_id: str) -> reports_pb2.GetReportResponse:
+    response: reports_pb2.GetReportResponse = server.reports().GetReport(
+        reports_pb2.GetReportRequest(report_id=report_id),
+        metadata=bearer(server.admin_token),
+        timeout=30,
+    )
+    return response
+
+
+def _devices(server: RunningServer) -> list[admin_pb2.DeviceInfo]:
+    response = server.admin().ListDevices(
+        admin_pb2.ListDevicesRequest(), metadata=bearer(server.admin_token), timeout=30
+    )
+    return list(response.devices)
+
+
+def _train(server: RunningServer) -> admin_pb2.TrainDictionaryResponse:
+    response: admin_pb2.TrainDictionaryResponse = server.admin().TrainDictionary(
+        admin_pb2.TrainDictionaryRequest(), metadata=bearer(server.admin_token), timeout=60
+    )
+    return response
+
+
+def _fill(server: RunningServer, count: int = 100) -> None:
+    """Enough reports from another device for the server to train a dictionary on."""
+    device = server.enroll(model="Fleet")
+    for report in varied_reports(count, seed=7):
+        device.upload(report)
+
+
+def test_first_upload_enrolls_and_stores_exactly_the_report_the_check_made(
+    tmp_path: Path, server: RunningServer, secret_file: Path
+) -> None:
+    first = Check(tmp_path, server.address, "--enroll-secret-file", str(secret_file))
+    report = first.report
+    first.assert_exit(_verdict(report))
+    assert report.kind == report_pb2.REPORT_KIND_SELF_CHECK
+    # The table and the verdict, then one calm line.
+    assert "Battery" in first.proc.stdout
+    last = first.proc.stdout.strip().splitlines()[-1]
+    assert last == f"Uploaded to {server.address} as report {report.report_id} (stored)"
+    assert f"Enrolled with {server.address} as device {first.device_id}" in words(first.proc.stderr)
+
+    stored = _stored(server, report.report_id)
+    assert stored.report == report
+    assert stored.summary.device_id == first.device_id
+    assert stored.summary.kind == report_pb2.REPORT_KIND_SELF_CHECK
+    assert stored.summary.dictionary_id == 0  # the server has no dictionary yet
+    [device] = _devices(server)
+    assert (device.device_id, device.manufacturer, device.model) == (
+        first.device_id,
+        report.device.manufacturer,
+        report.device.model,
+    )
+
+    # The credential is the device's password: 0600 in a 0700 dir, whole, on its own line.
+    credential = first.state_dir / "credential"
+    assert stat.S_IMODE(credential.stat().st_mode) == 0o600
+    assert stat.S_IMODE(first.state_dir.stat().st_mode) == 0o700
+    assert json.loads((first.state_dir / "device.json").read_text()) == {
+        "device_id": first.device_id,
+        "server": server.address,
+    }
+    assert sorted(p.name for p in first.state_dir.iterdir()) == ["credential", "device.json"]
+
+    # Later uses keep the credential: no secret needed, no second device.
+    second = Check(tmp_path, server.address, name="second")
+    second.assert_exit(_verdict(second.report))
+    assert second.report.report_id != report.report_id
+    assert "Enrolled" not in second.proc.stderr
+    assert second.proc.stdout.strip().splitlines()[-1] == (
+        f"Uploaded to {server.address} as report {second.report.report_id} (stored)"
+    )
+    assert [d.device_id for d in _devices(server)] == [first.device_id]
+    assert _stored(server, second.report.report_id).report == second.report
+    assert second.device_id == first.device_id
+
+
+def test_json_keeps_the_report_and_adds_the_upload(
+    tmp_path: Path, server: RunningServer, secret_file: Path
+) -> None:
+    check = Check(tmp_path, server.address, "--enroll-secret-file", str(secret_file), "--json")
+    report = check.report
+    check.assert_exit(_verdict(report))
+    printed = json.loads(check.proc.stdout)
+    upload = printed.pop("upload")
+    # Everything else is the report's JSON, as `check --json` prints it without --upload.
+    assert printed == json_format.MessageToDict(report, preserving_proto_field_name=True)
+    stored = _stored(server, report.report_id)
+    assert upload == {
+        "server": server.address,
+        "report_id": report.report_id,
+        "device_id": check.device_id,
+        "duplicate": False,
+        "stored_at": stored.summary.received_at.ToJsonString(),
+        "dictionary_id": 0,
+        "enrolled": True,
+    }
+
+
+def test_a_resend_is_acked_as_already_stored(
+    tmp_path: Path, server: RunningServer, secret_file: Path
+) -> None:
+    check = Check(tmp_path, server.address, "--enroll-secret-file", str(secret_file))
+    plan = UploadPlan.from_options(server.address, check.state_dir)
+    again = upload_report(check.report, plan)
+    assert (again.report_id, again.duplicate, again.enrolled) == (
+        check.report.report_id,
+        True,
+        False,
+    )
+    assert again.device_id == check.device_id
+
+
+def test_a_revoked_device_is_told_and_enrolls_again_when_it_has_the_secret(
+    tmp_path: Path, server: RunningServer, secret_file: Path
+) -> None:
+    first = Check(tmp_path, server.address, "--enroll-secret-file", str(secret_file))
+    first.assert_exit(_verdict(first.report))
+    old_device = first.device_id
+    server.admin().RevokeDevice(
+        admin_pb2.RevokeDeviceRequest(device_id=old_device),
+        metadata=bearer(server.admin_token),
+        timeout=30,
+    )
+
+    refused = Check(tmp_path, server.address, name="refused")
+    refused.assert_exit(3)
+    assert "Battery" in refused.proc.stdout  # the verdict is still shown
+    said = words(refused.proc.stderr)
+    assert "upload failed (UNAUTHENTICATED)" in said
+    assert f"device {old_device} was revoked" in said
+    assert "this device's credential was refused" in said
+    assert "enroll again with --enroll-secret-file" in said
+    with pytest.raises(grpc.RpcError) as nothing:
+        _stored(server, refused.report.report_id)
+    assert isinstance(nothing.value, grpc.Call)
+    assert nothing.value.code() == grpc.StatusCode.NOT_FOUND
+
+    again = Check(tmp_path, server.address, "--enroll-secret-file", str(secret_file), name="again")
+    again.assert_exit(_verdict(again.report))
+    said = words(again.proc.stderr)
+    assert "This device's credential was refused" in said
+    assert f"enrolling again with the secret in {secret_file}" in said
+    assert again.device_id != old_device
+    assert _stored(server, again.report.report_id).summary.device_id == again.device_id
+    devices = {d.device_id: d.HasField("revoked_at") for d in _devices(server)}
+    assert devices == {old_device: True, again.device_id: False}
+
+
+def test_a_wrong_enroll_secret_is_refused_after_the_verdict(
+    tmp_path: Path, server: RunningServer
+) -> None:
+    wrong = tmp_path / "wrong.secret"
+    wrong.write_text("ple_not-a-secret-this-server-knows\n")
+    check = Check(tmp_path, server.address, "--enroll-secret-file", str(wrong))
+    check.assert_exit(3)
+    assert "Battery" in check.proc.stdout
+    said = words(check.proc.stderr)
+    assert f"the enroll secret in {wrong} was refused" in said
+    assert "ask an admin for a current one" in said
+    assert not (check.state_dir / "credential").exists()
+    assert _devices(server) == []
+
+
+def test_a_trained_dictionary_is_fetched_kept_and_used(
+    tmp_path: Path, server: RunningServer, secret_file: Path
+) -> None:
+    first = Check(tmp_path, server.address, "--enroll-secret-file", str(secret_file))
+    assert _stored(server, first.report.report_id).summary.dictionary_id == 0
+    _fill(server)
+    trained = _train(server).dictionary
+
+    second = Check(tmp_path, server.address, name="second")
+    second.assert_exit(_verdict(second.report))
+    stored = _stored(server, second.report.report_id)
+    assert stored.report == second.report
+    assert stored.summary.dictionary_id == trained.dictionary_id != 0
+    kept = second.state_dir / f"dictionary-{trained.dictionary_id}.zdict"
+    assert kept.read_bytes() == trained.content
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert AgentState(second.state_dir).dictionary() == (trained.dictionary_id, trained.content)
+
+
+def test_a_new_device_gets_the_dictionary_with_its_enrollment(
+    tmp_path: Path, server: RunningServer, secret_file: Path
+) -> None:
+    _fill(server)
+    trained = _train(server).dictionary
+    check = Check(tmp_path, server.address, "--enroll-secret-file", str(secret_file), "--json")
+    check.assert_exit(_verdict(check.report))
+    assert json.loads(check.proc.stdout)["upload"]["dictionary_id"] == trained.dictionary_id
+    summary = _stored(server, check.report.report_id).summary
+    assert summary.dictionary_id == trained.dictionary_id
+
+
+def test_a_server_restored_from_a_backup_hands_out_its_own_dictionary(
+    tmp_path: Path, secret_file: Path, server: RunningServer
+) -> None:
+    # The backup holds this device and 101 reports, but no dictionary yet.
+    first = Check(tmp_path, server.address, "--enroll-secret-file", str(secret_file))
+    first.assert_exit(_verdict(first.report))
+    _fill(server)
+    data = server.data_dir
+    server.stop()
+    backup = tmp_path / "backup"
+    shutil.copytree(data, backup)
+
+    # The live server trains twice after the backup: the agent keeps dictionary 2.
+    with RunningServer(data) as live:
+        _train(live)
+        newer = _train(live).dictionary
+        kept = Check(tmp_path, live.address, name="kept")
+        kept.assert_exit(_verdict(kept.report))
+        assert _stored(live, kept.report.report_id).summary.dictionary_id == newer.dictionary_id
+
+    # Restored: dictionary 2 was never issued here; its own first one is.
+    with RunningServer(backup) as restored:
+        own = _train(restored).dictionary
+        assert own.dictionary_id != newer.dictionary_id
+        check = Check(tmp_path, restored.address, name="restored")
+        check.assert_exit(_verdict(check.report))
+        said = words(check.proc.stderr)
+        assert f"The server does not know dictionary {newer.dictionary_id}" in said
+        stored = _stored(restored, check.report.report_id)
+        assert stored.report == check.report
+        assert stored.summary.dictionary_id == own.dictionary_id
+        assert AgentState(check.state_dir).dictionary() == (own.dictionary_id, own.content)
+        assert [p.name for p in check.state_dir.glob("dictionary-*")] == [
+            f"dictionary-{own.dictionary_id}.zdict"
+        ]
+
+
+def test_a_server_without_the_kept_dictionary_and_none_of_its_own_gets_plain_frames(
+    tmp_path: Path, secret_file: Path, server: RunningServer
+) -> None:
+    first = Check(tmp_path, server.address, "--enroll-secret-file", str(secret_file))
+    first.assert_exit(_verdict(first.report))
+    # A dictionary this server never issued, as if kept from an earlier server.
+    _fill(server)
+    data = server.data_dir
+    server.stop()
+    backup = tmp_path / "backup"
+    shutil.copytree(data, backup)
+    with RunningServer(data) as live:
+        _train(live)
+        kept = Check(tmp_path, live.address, name="kept")
+        kept.assert_exit(_verdict(kept.report))
+        assert AgentState(kept.state_dir).dictionary() is not None
+    with RunningServer(backup) as restored:
+        check = Check(tmp_path, restored.address, name="restored")
+        check.assert_exit(_verdict(check.report))
+        assert _stored(restored, check.report.report_id).summary.dictionary_id == 0
+        assert AgentState(check.state_dir).dictionary() is None
+
+
+def test_no_secret_and_no_credential_is_refused_before_any_probe_runs(
+    tmp_path: Path, server: RunningServer
+) -> None:
+    check = Check(tmp_path, server.address)
+    check.assert_exit(2)
+    said = words(check.proc.stderr)
+    assert "this device has not enrolled yet" in said
+    assert "--enroll-secret-file" in said and "PROBELINK_ENROLL_SECRET_FILE" in said
+    assert check.proc.stdout == ""
+    assert not check.out.exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "cannot read the enroll secret from"),
+        ("", "is empty: it should hold one enroll secret"),
+        ("  \n", "is empty: it should hold one enroll secret"),
+        (b"\xff\xfe", "cannot read the enroll secret from"),
+    ],
+)
+def test_an_unusable_secret_file_is_refused_before_any_probe_runs(
+    tmp_path: Path, server: RunningServer, content: str | bytes | None, message: str
+) -> None:
+    path = tmp_path / "enroll.secret"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    check = Check(tmp_path, server.address, "--enroll-secret-file", str(path))
+    check.assert_exit(2)
+    assert message in words(check.proc.stderr)
+    assert not check.out.exists()
+
+
+def test_the_secret_file_can_come_from_the_environment(
+    tmp_path: Path, server: RunningServer, secret_file: Path
+) -> None:
+    env = {**_env(), "PROBELINK_ENROLL_SECRET_FILE": str(secret_file)}
+    env["PROBELINK_SERVER"] = server.address
+    env["PROBELINK_AGENT_STATE"] = str(tmp_path / "env-state")
+    proc = agent("check", "--sysfs-root", str(LAPTOP), "--upload", "--json", env=env)
+    assert proc.returncode in (0, 1), proc.stderr
+    upload = json.loads(proc.stdout)["upload"]
+    assert (upload["server"], upload["enrolled"]) == (server.address, True)
+    assert (tmp_path / "env-state" / "credential").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--server", "nohost"], "expected HOST:PORT"),
+        (["--server", "127.0.0.1:99999"], "the port must be a number from 1 to 65535"),
+        (["--tls-cert", "/etc/hostname"], "--tls-cert and --tls-key go together"),
+        (["--tls-ca", "/no/such/ca.pem"], "--tls-ca /no/such/ca.pem: no such file"),
+    ],
+)
+def test_bad_connection_options_exit_2(
+    tmp_path: Path, secret_file: Path, args: list[str], message: str
+) -> None:
+    proc = agent(
+        "check",
+        "--sysfs-root",
+        str(LAPTOP),
+        "--upload",
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--enroll-secret-file",
+        str(secret_file),
+        "--server",
+        "127.0.0.1:1",
+        *args,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert message in words(proc.stderr)
+    assert proc.stdout == ""
+
+
+def test_a_state_dir_that_cannot_be_made_exits_2(tmp_path: Path, secret_file: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a dir")
+    proc = agent(
+        "check",
+        "--upload",
+        "--enroll-secret-file",
+        str(secret_file),
+        "--state-dir",
+        str(blocker / "state"),
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert f"cannot create the state dir {blocker / 'state'}" in words(proc.stderr)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_server_that_is_down_gives_exit_3_after_the_verdict(
+    tmp_path: Path, secret_file: Path
+) -> None:
+    address = f"127.0.0.1:{_free_port()}"
+    check = Check(tmp_path, address, "--enroll-secret-file", str(secret_file))
+    check.assert_exit(3)
+    # The check ran and its verdict is shown; the report is still written.
+    assert "Battery" in check.proc.stdout
+    assert check.report.report_id
+    said = words(check.proc.stderr)
+    assert "upload failed (UNAVAILABLE)" in said
+    assert f"is the server running at {address}?" in said
+    assert not (check.state_dir / "credential").exists()
+
+
+def test_a_server_that_is_down_keeps_the_json_valid(tmp_path: Path, secret_file: Path) -> None:
+    address = f"127.0.0.1:{_free_port()}"
+    check = Check(tmp_path, address, "--enroll-secret-file", str(secret_file), "--json")
+    check.assert_exit(3)
+    printed = json.loads(check.proc.stdout)
+    upload = printed.pop("upload")
+    assert printed["report_id"] == check.report.report_id
+    assert (upload["server"], upload["status"]) == (address, "UNAVAILABLE")
+    assert f"is the server running at {address}?" in upload["error"]
