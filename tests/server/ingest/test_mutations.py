@@ -4,17 +4,17 @@ Ten thousand frames with bit flips, truncations, insertions, deletions, splices 
 valid frames, rewritten header fields and relabeled dictionaries go through the
 ingest path (decode_frame, then summarize). Each either yields exactly the bytes of a
 report that was really sent, or raises IngestRefused — never another exception, never
-other content — and no frame makes the path allocate much or keep anything.
+other content — and no frame makes the path allocate much or keep anything. The
+strategies live in tests/server/mutations.py, shared with the same property against a
+real server process (tests/server/test_ingest_property.py).
 """
 
 from __future__ import annotations
 
 import tracemalloc
-from dataclasses import dataclass
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from probelink.server.errors import IngestRefused
 from probelink.server.ingest.decode import decode_frame
@@ -24,16 +24,10 @@ from probelink.server.store.base import DictionaryRecord
 from probelink.v1 import wire_pb2
 from probelink.wire import Encoder
 from tests.server.ingest.reports import BASE_SECONDS, varied_reports
+from tests.server.mutations import Sent, mutated
 
 MiB = 1 << 20
 NOW_US = (BASE_SECONDS + 365 * 86_400) * 1_000_000
-
-
-@dataclass(frozen=True)
-class Sent:
-    dictionary_id: int
-    frame: bytes
-    content: bytes
 
 
 def _sent() -> tuple[DictionaryBook, list[Sent]]:
@@ -52,52 +46,6 @@ def _sent() -> tuple[DictionaryBook, list[Sent]]:
 
 BOOK, SENT = _sent()
 CONTENTS = {s.content for s in SENT}
-
-
-@st.composite
-def mutated(draw: st.DrawFn) -> tuple[wire_pb2.ReportFrame, set[bytes]]:
-    """A mutated frame, and the contents it may honestly decode to."""
-    base = draw(st.sampled_from(SENT))
-    data = bytearray(base.frame)
-    allowed = {base.content}
-    dictionary_id = base.dictionary_id
-    n = len(data)
-    kind = draw(
-        st.sampled_from(
-            ["flip", "truncate", "insert", "delete", "splice", "header", "block", "relabel"]
-        )
-    )
-    if kind == "flip":
-        for _ in range(draw(st.integers(1, 4))):
-            i = draw(st.integers(0, n - 1))
-            data[i] ^= 1 << draw(st.integers(0, 7))
-    elif kind == "truncate":
-        data = data[: draw(st.integers(0, n - 1))]
-    elif kind == "insert":
-        i = draw(st.integers(0, n))
-        data[i:i] = draw(st.binary(min_size=1, max_size=16))
-    elif kind == "delete":
-        i = draw(st.integers(0, n - 1))
-        del data[i : i + draw(st.integers(1, 16))]
-    elif kind == "splice":
-        other = draw(st.sampled_from(SENT))
-        data = (
-            data[: draw(st.integers(0, n))] + other.frame[draw(st.integers(0, len(other.frame))) :]
-        )
-        allowed.add(other.content)
-        dictionary_id = draw(st.sampled_from([base.dictionary_id, other.dictionary_id]))
-    elif kind == "header":
-        # Rewrite a byte of the header (descriptor, window, dictionary id, content size).
-        i = draw(st.integers(4, min(13, n - 1)))
-        data[i] = draw(st.integers(0, 255))
-    elif kind == "block":
-        # Rewrite a 3-byte block header (or whatever 3 bytes sit there) somewhere.
-        i = draw(st.integers(5, n - 3))
-        data[i : i + 3] = draw(st.binary(min_size=3, max_size=3))
-    else:
-        dictionary_id = draw(st.sampled_from([0, 1, 2, 255, 2**32 - 1]))
-    frame = wire_pb2.ReportFrame(dictionary_id=dictionary_id, zstd_frame=bytes(data))
-    return frame, allowed
 
 
 # Across the run: bytes each frame left allocated, and the largest peak of one frame.
@@ -123,7 +71,7 @@ def ingest(frame: wire_pb2.ReportFrame, allowed: set[bytes]) -> tuple[int, bool]
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-@given(case=mutated())
+@given(case=mutated(SENT))
 def test_a_mutated_frame_is_the_original_or_refused(
     case: tuple[wire_pb2.ReportFrame, set[bytes]],
 ) -> None:
