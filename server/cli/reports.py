@@ -66,6 +66,9 @@ def list_reports(
         print(json.dumps([to_dict(s) for s in summaries], indent=2))
         return
     console = Console(highlight=False)
+    if not console.is_terminal:
+        # Piped or logged: whole lines (ids intact) rather than folded at 80 columns.
+        console = Console(highlight=False, width=max(console.width, 160))
     if not summaries:
         console.print(
             "No reports stored yet." if device is None else f"No reports from {device}.",
@@ -97,10 +100,11 @@ def _pages(
 def _table(summaries: list[reports_pb2.ReportSummary]) -> Table:
     table = Table(show_edge=False, pad_edge=False)
     table.add_column("received", no_wrap=True)
-    table.add_column("report", overflow="fold")
+    # The report id whole: it is what `reports show` takes.
+    table.add_column("report", no_wrap=True, min_width=36)
     table.add_column("device", overflow="fold")
-    table.add_column("model", overflow="fold")
-    table.add_column("kind")
+    table.add_column("model", overflow="ellipsis")
+    table.add_column("kind", overflow="ellipsis")
     table.add_column("overall", no_wrap=True)
     table.add_column("fail", justify="right")
     table.add_column("warn", justify="right")
