@@ -31,7 +31,7 @@ import zstandard
 
 from probelink import __version__
 from probelink.agent.state import AgentState, Enrollment, StateError
-from probelink.channel import ClientTls, bearer, open_channel
+from probelink.channel import ClientTls, bearer, open_channel, target_problem
 from probelink.v1 import gateway_pb2, gateway_pb2_grpc, report_pb2, wire_pb2
 from probelink.wire import REFUSAL_REASON_KEY, Encoder
 
@@ -95,13 +95,10 @@ class UploadPlan:
 
 def check_address(server: str) -> str:
     """`server` if it reads HOST:PORT (or [v6]:PORT), else UploadSetupError."""
-    server = server.strip()
-    host, sep, port = server.rpartition(":")
-    if not sep or not host.strip("[]"):
-        raise UploadSetupError(f"--server {server!r}: expected HOST:PORT, e.g. {DEFAULT_SERVER}")
-    if not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise UploadSetupError(f"--server {server!r}: the port must be a number from 1 to 65535")
-    return server
+    problem = target_problem(server)
+    if problem is not None:
+        raise UploadSetupError(problem)
+    return server.strip()
 
 
 def read_secret(path: Path) -> str:

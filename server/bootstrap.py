@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from probelink.server.auth import credentials, roles
+from probelink.server.clock import now_us
 from probelink.server.store.base import EnrollSecretRecord, Store, TokenRecord
 
 ADMIN_TOKEN_FILE = "admin.token"
@@ -26,7 +27,7 @@ def bootstrap(store: Store, data_dir: Path) -> list[Path]:
     data_dir.mkdir(parents=True, exist_ok=True)
     token = credentials.new_secret(credentials.API_TOKEN)
     secret = credentials.new_secret(credentials.ENROLL_SECRET)
-    now = credentials.now_us()
+    now = now_us()
     admin = TokenRecord(
         token_id=credentials.new_id("tok"),
         token_hash=credentials.hash_secret(token),

@@ -44,6 +44,16 @@ class ClientTls:
         )
 
 
+def target_problem(target: str) -> str | None:
+    """Why `target` is not HOST:PORT (or [v6]:PORT), in words for --server; None if it is."""
+    host, sep, port = target.strip().rpartition(":")
+    if not sep or not host.strip("[]"):
+        return f"--server {target!r}: expected HOST:PORT, e.g. 127.0.0.1:50051"
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        return f"--server {target!r}: the port must be a number from 1 to 65535"
+    return None
+
+
 def open_channel(target: str, tls: ClientTls | None = None) -> grpc.Channel:
     """A blocking channel to `target` (HOST:PORT)."""
     if tls is None:

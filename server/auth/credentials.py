@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 
 DEVICE_CREDENTIAL = "pld"
 API_TOKEN = "plt"
@@ -42,8 +41,3 @@ def kind_of(secret: str) -> str | None:
 def new_id(prefix: str) -> str:
     """A short public id for a token or secret (safe to print and log): `tok_3f9c2a1b7e40`."""
     return f"{prefix}_{secrets.token_hex(6)}"
-
-
-def now_us() -> int:
-    """Now, in the store's unit: microseconds since the epoch."""
-    return time.time_ns() // 1000

@@ -39,7 +39,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from rich.console import Console
 
-from probelink.channel import ClientTls, bearer, open_channel
+from probelink.channel import ClientTls, bearer, open_channel, target_problem
 from probelink.v1 import admin_pb2_grpc, gateway_pb2_grpc, reports_pb2_grpc
 
 EXIT_OK = 0
@@ -250,13 +250,10 @@ class Connection:
 
 def check_address(server: str) -> str:
     """`server` if it reads HOST:PORT (or [v6]:PORT); typer.Exit(2) with an example if not."""
-    server = server.strip()
-    host, sep, port = server.rpartition(":")
-    if not sep or not host.strip("[]"):
-        raise fail(f"--server {server!r}: expected HOST:PORT, e.g. {DEFAULT_SERVER}")
-    if not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise fail(f"--server {server!r}: the port must be a number from 1 to 65535")
-    return server
+    problem = target_problem(server)
+    if problem is not None:
+        raise fail(problem)
+    return server.strip()
 
 
 # The connection options `connected` adds to a command, as Typer reads them.

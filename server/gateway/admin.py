@@ -14,6 +14,7 @@ import grpc
 
 from probelink.server.auth import credentials, roles
 from probelink.server.auth.authenticator import Caller
+from probelink.server.clock import now_us
 from probelink.server.errors import InvalidArgument, NotFound, Unauthenticated
 from probelink.server.gateway.calls import Guard, rpc
 from probelink.server.gateway.convert import (
@@ -75,7 +76,7 @@ class Admin(admin_pb2_grpc.AdminServiceServicer):
             role=role,
             label=label,
             device_id=device_id,
-            created_at_us=credentials.now_us(),
+            created_at_us=now_us(),
         )
         await self.store.write(store.add_token, record)
         return admin_pb2.CreateTokenResponse(info=token_info(record), token=secret)
@@ -88,9 +89,7 @@ class Admin(admin_pb2_grpc.AdminServiceServicer):
         caller: Caller,
     ) -> admin_pb2.RevokeTokenResponse:
         token_id = _required(request.token_id, "token_id", "`token list` shows the ids")
-        record = await self.store.write(
-            self.store.store.revoke_token, token_id, credentials.now_us()
-        )
+        record = await self.store.write(self.store.store.revoke_token, token_id, now_us())
         if record is None:
             raise NotFound(f"no token {token_id} on this server")
         self.guard.authenticator.forget()
@@ -118,7 +117,7 @@ class Admin(admin_pb2_grpc.AdminServiceServicer):
             secret_id=credentials.new_id("sec"),
             secret_hash=credentials.hash_secret(secret),
             label=_label(request.label),
-            created_at_us=credentials.now_us(),
+            created_at_us=now_us(),
         )
         await self.store.write(self.store.store.add_enroll_secret, record)
         return admin_pb2.CreateEnrollSecretResponse(info=secret_info(record), secret=secret)
@@ -131,9 +130,7 @@ class Admin(admin_pb2_grpc.AdminServiceServicer):
         caller: Caller,
     ) -> admin_pb2.RevokeEnrollSecretResponse:
         secret_id = _required(request.secret_id, "secret_id", "`secret list` shows the ids")
-        record = await self.store.write(
-            self.store.store.revoke_enroll_secret, secret_id, credentials.now_us()
-        )
+        record = await self.store.write(self.store.store.revoke_enroll_secret, secret_id, now_us())
         if record is None:
             raise NotFound(f"no enroll secret {secret_id} on this server")
         return admin_pb2.RevokeEnrollSecretResponse(info=secret_info(record))
@@ -170,9 +167,7 @@ class Admin(admin_pb2_grpc.AdminServiceServicer):
             uuid.UUID(device_id)
         except ValueError:
             raise InvalidArgument(f"{device_id!r} is not a device id (a UUID)") from None
-        record = await self.store.write(
-            self.store.store.revoke_device, device_id, credentials.now_us()
-        )
+        record = await self.store.write(self.store.store.revoke_device, device_id, now_us())
         if record is None:
             raise NotFound(f"no device {device_id} is enrolled on this server")
         self.guard.authenticator.forget()

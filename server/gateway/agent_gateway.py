@@ -19,6 +19,7 @@ import grpc
 
 from probelink.server.auth import credentials
 from probelink.server.auth.authenticator import Caller
+from probelink.server.clock import now_us
 from probelink.server.errors import (
     IngestRefused,
     InvalidArgument,
@@ -107,7 +108,7 @@ class AgentGateway(gateway_pb2_grpc.AgentGatewayServiceServicer):
             manufacturer=identity.manufacturer,
             model=identity.model,
             agent_version=request.agent_version[:_MAX_IDENTITY_FIELD],
-            enrolled_at_us=credentials.now_us(),
+            enrolled_at_us=now_us(),
         )
         await self.store.write(store.add_device, device)
         response = gateway_pb2.EnrollResponse(device_id=device.device_id, credential=credential)

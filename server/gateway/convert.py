@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from probelink.server import clock
 from probelink.server.auth import roles
 from probelink.server.errors import InvalidArgument
 from probelink.server.store.base import (
@@ -29,11 +30,7 @@ _ROLE_VALUES: dict[str, admin_pb2.Role.ValueType] = {
 
 
 def timestamp(us: int | None) -> Timestamp | None:
-    if us is None:
-        return None
-    ts = Timestamp()
-    ts.FromMicroseconds(us)
-    return ts
+    return None if us is None else clock.timestamp(us)
 
 
 def role_value(role: str) -> admin_pb2.Role.ValueType:

@@ -23,9 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
-from probelink.server.auth.credentials import now_us
+from probelink.server.clock import now_us, timestamp
 from probelink.server.errors import IngestRefused, StoreError
 from probelink.server.ingest.decode import decode_frame
 from probelink.server.ingest.dictionaries import DictionaryBook
@@ -165,12 +163,11 @@ class Ingestor:
             if self._on_stored is not None:
                 self._on_stored(1)
         metrics.latency.observe(time.perf_counter() - accepted.started)
-        us = result.stored_at_us
         return wire_pb2.ReportAck(
             report_id=report_id,
             sequence=accepted.sequence,
             duplicate=duplicate,
-            stored_at=Timestamp(seconds=us // 1_000_000, nanos=us % 1_000_000 * 1000),
+            stored_at=timestamp(result.stored_at_us),
         )
 
     def _refused(self, refused: IngestRefused, started: float) -> None:

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
-from probelink.server.auth.credentials import now_us
+from probelink.server.clock import now_us
 from probelink.server.errors import DictionaryIdTaken
 from probelink.server.ingest.dictionaries import DictionaryBook, train
 from probelink.server.store.async_store import AsyncStore

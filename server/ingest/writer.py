@@ -2,7 +2,7 @@
 
     writer = GroupCommitWriter(astore, metrics)
     writer.start()
-    result = await writer.submit(incoming)    # returns once the batch holding it committed
+    result = await writer.enqueue(incoming)   # resolves once the batch holding it committed
     await writer.close()                      # commit what is queued, then stop
 
 A durable commit costs about the same for one row as for a hundred (the fsync
@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from probelink.server.auth.credentials import now_us
+from probelink.server.clock import now_us
 from probelink.server.errors import IngestRefused, StoreError, StoreUnavailable
 from probelink.server.metrics import Metrics
 from probelink.server.store.async_store import AsyncStore
@@ -52,10 +52,6 @@ class GroupCommitWriter:
     @property
     def depth(self) -> int:
         return self._queue.qsize()
-
-    async def submit(self, item: IncomingReport) -> StoreResult:
-        """Queue `item`; its result once the transaction holding it has committed."""
-        return await self.enqueue(item)
 
     def enqueue(self, item: IncomingReport) -> asyncio.Future[StoreResult]:
         """Queue `item`; a future that resolves once its transaction has committed

@@ -21,10 +21,10 @@ from __future__ import annotations
 import abc
 import dataclasses
 import functools
-import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol, TypeVar
 
+from probelink.server.clock import now_us
 from probelink.server.errors import DictionaryIdTaken, StoreError
 from probelink.server.store.base import (
     DeviceRecord,
@@ -91,10 +91,6 @@ class Tx(Protocol):
         ...
 
     def run_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None: ...
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 # (device_id, content_sha256, received_at_us) of a stored report, by report id.
