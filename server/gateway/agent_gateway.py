@@ -10,6 +10,7 @@ stays open.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -38,11 +39,15 @@ from probelink.server.store.async_store import AsyncStore
 from probelink.server.store.base import DeviceRecord
 from probelink.v1 import gateway_pb2, gateway_pb2_grpc, wire_pb2
 
+logger = logging.getLogger(__name__)
+
 _SERVICE = "probelink.v1.AgentGatewayService/"
 CONNECT = _SERVICE + "Connect"
 # A stream may have this many reports in flight; past it the server stops reading the
 # stream until answers go out (gRPC flow control then holds the sender back).
 MAX_IN_FLIGHT = 512
+# Answers (messages) waiting for a peer that does not read, before the reader pauses.
+MAX_UNSENT = 64
 _MAX_IDENTITY_FIELD = 256
 # How often a stream re-checks that its device was not revoked (on another replica; a
 # revocation on this one ends the stream at once).
@@ -168,7 +173,13 @@ class AgentGateway(gateway_pb2_grpc.AgentGatewayServiceServicer):
         try:
             while True:
                 message = await outbox.get()
+                stream.sent()
                 if message is None:
+                    # Ending (the peer half-closed, or shutdown): what is in flight is
+                    # answered first, so every report committed is acked.
+                    await stream.settle()
+                    for rest in stream.unsent():
+                        yield rest
                     break
                 if isinstance(message, ServerError):
                     await abort(context, message)
@@ -216,17 +227,18 @@ class _Stream:
     async def pump(self, requests: AsyncIterator[gateway_pb2.ConnectRequest]) -> None:
         try:
             async for request in requests:
-                body = request.WhichOneof("body")
-                if body == "report":
-                    self._offer_dictionary(None)
-                    if time.monotonic() > self._valid_until and not await self._still_valid():
+                try:
+                    if not await self._handle(request):
                         break
-                    if self._in_flight >= MAX_IN_FLIGHT:
-                        self._room.clear()
-                        await self._room.wait()
-                    self._start(request.report)
-                elif body == "hello":
-                    self._offer_dictionary(request.hello.dictionary_id)
+                except Exception as exc:  # a bug of ours: say so, and end the stream
+                    logger.exception("Connect stream of device %s failed", self._device_id)
+                    self._outbox.put_nowait(
+                        ServerError(
+                            f"internal server error ({type(exc).__name__}); reports not "
+                            "acked were not stored: send them again"
+                        )
+                    )
+                    return
         except asyncio.CancelledError:
             raise
         except Exception:  # the peer went away mid-read: answer what is in flight
@@ -234,6 +246,38 @@ class _Stream:
         await self.settle()
         self._flush_acks()
         self._outbox.put_nowait(None)
+
+    async def _handle(self, request: gateway_pb2.ConnectRequest) -> bool:
+        """Take one request; False when the stream must end (credential revoked)."""
+        body = request.WhichOneof("body")
+        if body == "report":
+            self._offer_dictionary(None)
+            if time.monotonic() > self._valid_until and not await self._still_valid():
+                return False
+            # Bounded both ways: reports waiting for a commit, and answers waiting for a
+            # peer that does not read (gRPC flow control then holds the sender back).
+            while self._in_flight >= MAX_IN_FLIGHT or self._outbox.qsize() >= MAX_UNSENT:
+                self._room.clear()
+                await self._room.wait()
+            self._start(request.report)
+        elif body == "hello":
+            self._offer_dictionary(request.hello.dictionary_id)
+        return True
+
+    def sent(self) -> None:
+        """The stream took a message from the outbox: maybe there is room to read on."""
+        if self._outbox.qsize() < MAX_UNSENT:
+            self._room.set()
+
+    def unsent(self) -> list[gateway_pb2.ConnectResponse]:
+        """Gathered acks and every answer still in the outbox (when the stream ends)."""
+        self._flush_acks()
+        out = []
+        while not self._outbox.empty():
+            message = self._outbox.get_nowait()
+            if isinstance(message, gateway_pb2.ConnectResponse):
+                out.append(message)
+        return out
 
     async def settle(self) -> None:
         """Wait for every report in flight to be answered (or fail)."""

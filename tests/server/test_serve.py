@@ -198,9 +198,11 @@ def test_tls_and_mutual_tls(tmp_path: Path) -> None:
 
 async def _burst(
     address: str, credential: str, frames: list[object], on_first_acks: asyncio.Event
-) -> list[gateway_pb2.ConnectResponse]:
+) -> tuple[list[gateway_pb2.ConnectResponse], list[grpc.StatusCode]]:
+    """Stream `frames`; every answer, and the error status the stream ended with, if any."""
     answers: list[gateway_pb2.ConnectResponse] = []
     done = asyncio.Event()
+    ended: list[grpc.StatusCode] = []
 
     async def requests() -> AsyncIterator[gateway_pb2.ConnectRequest]:
         yield gateway_pb2.ConnectRequest(hello=gateway_pb2.ConnectHello())
@@ -219,11 +221,14 @@ async def _burst(
                 answers.append(answer)
                 if len(acks_of(answers)) >= 100:
                     on_first_acks.set()
-        except grpc.aio.AioRpcError:
-            pass  # the server ended the stream as it stopped: what was acked is what counts
+        except grpc.aio.AioRpcError as error:
+            # The server ends the stream with OK once it answered everything; grpc.aio's
+            # client may still report INTERNAL when its own write races that end
+            # (grpc/grpc#36066), and then drops what it had not handed over.
+            ended.append(error.code())
         finally:
             done.set()
-    return answers
+    return answers, ended
 
 
 def test_sigterm_mid_burst_acks_only_what_it_stored(tmp_path: Path) -> None:
@@ -243,7 +248,7 @@ def test_sigterm_mid_burst_acks_only_what_it_stored(tmp_path: Path) -> None:
                 timeout=30,
             )
 
-        async def scenario() -> list[gateway_pb2.ConnectResponse]:
+        async def scenario() -> tuple[list[gateway_pb2.ConnectResponse], list[grpc.StatusCode]]:
             first = asyncio.Event()
             burst = asyncio.create_task(_burst(proc.address, enrolled.credential, frames, first))
             await asyncio.wait_for(first.wait(), 60)
@@ -251,7 +256,7 @@ def test_sigterm_mid_burst_acks_only_what_it_stored(tmp_path: Path) -> None:
             proc.proc.send_signal(15)
             return await burst
 
-        answers = asyncio.run(scenario())
+        answers, ended = asyncio.run(scenario())
         assert proc.proc is not None
         assert proc.proc.wait(60) == 0
     acked = {a.report_id for a in acks_of(answers)}
@@ -261,7 +266,11 @@ def test_sigterm_mid_burst_acks_only_what_it_stored(tmp_path: Path) -> None:
     with sqlite3.connect(data / "probelink.db") as db:
         stored = {row[0] for row in db.execute("SELECT report_id FROM reports")}
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    # Nothing acked that was not stored, and (when the client library reports the
+    # clean end the server sent) every report stored was acked before the stream ended.
     assert acked <= stored
+    if not ended:
+        assert acked == stored
     # Everything not acked can be sent again: the restarted server stores each once.
     with ServerProcess(data) as proc:
         from tests.server.streams import stream_frames
