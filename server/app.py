@@ -26,6 +26,7 @@ from grpc_reflection.v1alpha import reflection
 from probelink.server.auth.authenticator import Authenticator
 from probelink.server.bootstrap import bootstrap
 from probelink.server.config import ServeConfig
+from probelink.server.errors import InvalidArgument
 from probelink.server.gateway.admin import Admin
 from probelink.server.gateway.agent_gateway import AgentGateway
 from probelink.server.gateway.calls import Guard
@@ -116,59 +117,75 @@ class ProbelinkServer:
         guard = Guard(Authenticator(astore), metrics)
         gateway = AgentGateway(astore, guard, ingestor, book, hub, metrics)
 
-        server = grpc.aio.server(
-            options=[
-                ("grpc.max_receive_message_length", config.max_message_bytes),
-                ("grpc.max_send_message_length", config.max_message_bytes * 2),
-                # Long-lived streams from devices behind NAT: ping, and let them ping us.
-                ("grpc.keepalive_time_ms", 60_000),
-                ("grpc.keepalive_timeout_ms", 20_000),
-                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-                ("grpc.keepalive_permit_without_calls", 1),
-            ]
-        )
-        gateway_pb2_grpc.add_AgentGatewayServiceServicer_to_server(gateway, server)
-        reports_pb2_grpc.add_ReportsServiceServicer_to_server(Reports(astore, guard, book), server)
-        admin_pb2_grpc.add_AdminServiceServicer_to_server(
-            Admin(astore, guard, hub, trainer), server
-        )
-        health = HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(health, server)
-        reflection.enable_server_reflection(
-            (
-                *SERVICE_NAMES,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ),
-            server,
-        )
-        if config.tls is not None:
-            port = server.add_secure_port(config.listen, server_credentials(config.tls))
-        else:
-            port = server.add_insecure_port(config.listen)
-        await server.start()
-        for name in ("", *SERVICE_NAMES):
-            await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        server: grpc.aio.Server | None = None
+        try:
+            server = grpc.aio.server(
+                options=[
+                    ("grpc.max_receive_message_length", config.max_message_bytes),
+                    ("grpc.max_send_message_length", config.max_message_bytes * 2),
+                    # Long-lived streams from devices behind NAT: ping, and let them ping us.
+                    ("grpc.keepalive_time_ms", 60_000),
+                    ("grpc.keepalive_timeout_ms", 20_000),
+                    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+                    ("grpc.keepalive_permit_without_calls", 1),
+                ]
+            )
+            gateway_pb2_grpc.add_AgentGatewayServiceServicer_to_server(gateway, server)
+            reports_pb2_grpc.add_ReportsServiceServicer_to_server(
+                Reports(astore, guard, book), server
+            )
+            admin_pb2_grpc.add_AdminServiceServicer_to_server(
+                Admin(astore, guard, hub, trainer), server
+            )
+            health = HealthServicer()
+            health_pb2_grpc.add_HealthServicer_to_server(health, server)
+            reflection.enable_server_reflection(
+                (
+                    *SERVICE_NAMES,
+                    health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                    reflection.SERVICE_NAME,
+                ),
+                server,
+            )
+            if config.tls is not None:
+                port = server.add_secure_port(config.listen, server_credentials(config.tls))
+            else:
+                port = server.add_insecure_port(config.listen)
+            await server.start()
+            for name in ("", *SERVICE_NAMES):
+                await health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
-        app = cls(
-            config=config,
-            port=port,
-            store=astore,
-            metrics=metrics,
-            book=book,
-            gateway=gateway,
-            trainer=trainer,
-            first_start_files=first,
-            _grpc=server,
-            _health=health,
-            _writer=writer,
-            _hub=hub,
-        )
-        if config.metrics_listen:
-            host, mport = split_listen(config.metrics_listen)
-            app._metrics_http, app.metrics_port = metrics.serve(host, mport)
-        if config.port_file is not None:
-            _write_port_file(config.port_file, port)
+            app = cls(
+                config=config,
+                port=port,
+                store=astore,
+                metrics=metrics,
+                book=book,
+                gateway=gateway,
+                trainer=trainer,
+                first_start_files=first,
+                _grpc=server,
+                _health=health,
+                _writer=writer,
+                _hub=hub,
+            )
+            if config.metrics_listen:
+                host, mport = split_listen(config.metrics_listen)
+                try:
+                    app._metrics_http, app.metrics_port = metrics.serve(host, mport)
+                except OSError as exc:
+                    raise InvalidArgument(
+                        f"--metrics-listen {config.metrics_listen}: {exc.strerror or exc}"
+                    ) from None
+            if config.port_file is not None:
+                _write_port_file(config.port_file, port)
+        except BaseException:
+            # A bind error, a bad TLS file, a metrics port in use: leave nothing running.
+            if server is not None:
+                await server.stop(0)
+            await writer.close()
+            await asyncio.to_thread(astore.close)
+            raise
         return app
 
     @property

@@ -3,9 +3,10 @@
     written = bootstrap(store, Path("probelink-data"))
     # -> [data_dir/admin.token, data_dir/enroll.secret] on the very first start, else []
 
-The files are written (mode 0600) before the database learns the secrets and renamed
-into place only after it committed, so a crash in between leaves neither a secret
-without its file nor a file the server does not know. With several replicas on one
+The files are written (mode 0600) as drafts before the database learns the secrets and
+renamed into place only after it committed: a file never names a secret the server
+does not know, and a draft left by a crash after the commit is renamed into place on the
+next start (its secret is checked against the database first). With several replicas on one
 PostgreSQL, exactly one bootstraps; the others write nothing.
 """
 
@@ -23,8 +24,15 @@ ENROLL_SECRET_FILE = "enroll.secret"
 
 
 def bootstrap(store: Store, data_dir: Path) -> list[Path]:
-    """Create the first admin token and enroll secret if the database has none yet."""
+    """Create the first admin token and enroll secret if the database has none yet.
+
+    The paths written: both files on the first start, or those recovered from drafts a
+    crash left between the commit and the rename; else none.
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
+    recovered = _recover_drafts(store, data_dir)
+    if recovered:
+        return recovered
     token = credentials.new_secret(credentials.API_TOKEN)
     secret = credentials.new_secret(credentials.ENROLL_SECRET)
     now = now_us()
@@ -60,6 +68,26 @@ def bootstrap(store: Store, data_dir: Path) -> list[Path]:
     for draft, path in drafts:
         os.replace(draft, path)
     return [path for _, path in drafts]
+
+
+def _recover_drafts(store: Store, data_dir: Path) -> list[Path]:
+    """Rename into place a draft whose secret the database holds: the crash came after
+    the commit, so the draft is the only copy of a live secret."""
+    recovered = []
+    lookups = (
+        (ADMIN_TOKEN_FILE, store.token_by_hash),
+        (ENROLL_SECRET_FILE, store.enroll_secret_by_hash),
+    )
+    for name, lookup in lookups:
+        path = data_dir / name
+        draft = path.with_suffix(path.suffix + ".new")
+        if path.exists() or not draft.exists():
+            continue
+        text = draft.read_text().strip()
+        if text and lookup(credentials.hash_secret(text)) is not None:
+            os.replace(draft, path)
+            recovered.append(path)
+    return recovered
 
 
 def _write_private(path: Path, text: str) -> Path:

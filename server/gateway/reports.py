@@ -12,9 +12,11 @@ import binascii
 from typing import Any
 
 import grpc
+import zstandard
+from google.protobuf.message import DecodeError
 
 from probelink.server.auth.authenticator import Caller
-from probelink.server.errors import InvalidArgument, NotFound, PermissionDenied
+from probelink.server.errors import InvalidArgument, NotFound, PermissionDenied, StoreError
 from probelink.server.gateway.calls import Guard, rpc
 from probelink.server.gateway.convert import report_summary
 from probelink.server.ingest.dictionaries import DictionaryBook
@@ -79,10 +81,18 @@ class Reports(reports_pb2_grpc.ReportsServiceServicer):
         dictionary_id = stored.row.dictionary_id
         if dictionary_id not in self.book:  # issued by another replica since we started
             await self.store.read(self.book.learn, self.store.store, dictionary_id)
-        serialized = self.book.decompressor(dictionary_id).decompress(stored.frame)
+        try:
+            serialized = self.book.decompressor(dictionary_id).decompress(stored.frame)
+            report = report_pb2.Report.FromString(serialized)
+        except (KeyError, zstandard.ZstdError, DecodeError) as exc:
+            raise StoreError(
+                f"report {report_id} is stored but cannot be read back ({exc!r}): its "
+                f"dictionary {dictionary_id} is missing from the database or the stored "
+                "bytes are damaged"
+            ) from exc
         return reports_pb2.GetReportResponse(
             summary=report_summary(stored.row),
-            report=report_pb2.Report.FromString(serialized),
+            report=report,
         )
 
 

@@ -347,3 +347,30 @@ def test_data_dir_is_private(tmp_path: Path) -> None:
     with RunningServer(tmp_path / "data"):
         pass
     assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
+
+
+def test_ports_in_use_are_explained_and_leave_nothing_behind(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        metrics = subprocess.run(
+            serve_argv(tmp_path / "data", "--metrics-listen", f"127.0.0.1:{port}"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert metrics.returncode == 2, metrics.stderr
+        assert f"--metrics-listen 127.0.0.1:{port}" in metrics.stderr
+        assert "Traceback" not in metrics.stderr
+        listen = subprocess.run(
+            serve_argv(tmp_path / "data", listen=f"127.0.0.1:{port}"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert listen.returncode == 1, listen.stderr
+        assert f"cannot listen on 127.0.0.1:{port}" in listen.stderr
+        assert "Traceback" not in listen.stderr

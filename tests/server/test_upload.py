@@ -271,3 +271,25 @@ def test_devices_keep_working_after_the_secret_they_enrolled_with_is_revoked(
         metadata=bearer(server.admin_token),
     )
     assert not device.upload(varied_reports(1)[0]).ack.duplicate
+
+
+def test_a_damaged_stored_report_is_an_explained_internal_error(
+    server: RunningServer, store_url: str
+) -> None:
+    from tests.server.conftest import raw_sql
+
+    device = server.enroll()
+    report = varied_reports(1, seed=61)[0]
+    device.upload(report)
+    raw_sql(
+        store_url,
+        "UPDATE reports SET frame = ? WHERE report_id = ?",
+        (b"\0" * 16, report.report_id),
+    )
+    with pytest.raises(grpc.RpcError) as excinfo:
+        server.reports().GetReport(
+            reports_pb2.GetReportRequest(report_id=report.report_id), metadata=device.metadata
+        )
+    assert isinstance(excinfo.value, grpc.Call)
+    assert excinfo.value.code() == grpc.StatusCode.INTERNAL
+    assert "cannot be read back" in (excinfo.value.details() or "")
