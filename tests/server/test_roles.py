@@ -40,8 +40,41 @@ CALLERS = ("nobody", roles.DEVICE, roles.CUSTOMER, roles.TECHNICIAN, roles.ENGIN
 AUTH_CODES = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED}
 
 
+# Who may call what, written out here (as docs/server.md shows it) rather than read from
+# the server's table: a wrong row there must fail this test, not pass it.
+_STAFF = {"technician", "engineer", "admin"}
+_G, _R, _A = (
+    "probelink.v1.AgentGatewayService/",
+    "probelink.v1.ReportsService/",
+    "probelink.v1.AdminService/",
+)
+EXPECTED: dict[str, set[str]] = {
+    _G + "Connect": {"device"},
+    _G + "UploadReport": {"device"},
+    _G + "GetDictionary": {"device"} | _STAFF,
+    _R + "ListReports": {"device", "customer"} | _STAFF,
+    _R + "GetReport": {"device", "customer"} | _STAFF,
+    _A + "ListDevices": _STAFF,
+    **{
+        _A + name: {"admin"}
+        for name in (
+            "CreateToken",
+            "RevokeToken",
+            "ListTokens",
+            "CreateEnrollSecret",
+            "RevokeEnrollSecret",
+            "ListEnrollSecrets",
+            "RevokeDevice",
+            "TrainDictionary",
+        )
+    },
+}
+
+
 def test_every_method_has_a_row_in_the_table() -> None:
     assert sorted(set(PERMISSIONS) | OPEN_METHODS) == METHODS
+    assert {_G + "Enroll"} == OPEN_METHODS
+    assert {m: set(r) for m, r in PERMISSIONS.items()} == EXPECTED
 
 
 @dataclasses.dataclass
@@ -121,7 +154,7 @@ def test_matrix(world: World, method: str, caller: str) -> None:
         return
     if caller == "nobody":
         assert code == grpc.StatusCode.UNAUTHENTICATED
-    elif caller in PERMISSIONS[method]:
+    elif caller in EXPECTED[method]:
         assert code not in AUTH_CODES, f"{caller} should be let into {method}, got {code}"
     else:
         assert code == grpc.StatusCode.PERMISSION_DENIED
