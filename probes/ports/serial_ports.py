@@ -1,7 +1,7 @@
 """ports.serial: the serial ports of the machine, as pyserial lists them.
 
     >>> [(r.subject, r.serial_port.hwid) for r in serial_ports(ctx)]   # board-iio-typec
-    [('ttyAMA0', 'fe201000.serial'), ('ttyUSB0', 'USB VID:PID=0403:6001 SER=A10K3XQ2 LOCATION=1-1')]
+    [('ttyAMA0', 'fe201000.serial'), ('ttyUSB0', 'USB VID:PID=0403:6001 LOCATION=1-1')]
 
 On the live machine this is `serial.tools.list_ports.comports()`. pyserial reads the
 live `/dev` and `/sys` and cannot be pointed at another root, so on a captured machine
@@ -38,12 +38,19 @@ def _known(text: str | None) -> str:
     return "" if not text or text == "n/a" else text
 
 
+def _without_serial(hwid: str) -> str:
+    """pyserial's hwid without its `SER=…` part: the serial number travels in
+    `serial_number`, which the contract marks personal; a copy inside free text would
+    slip past the agent's privacy filter."""
+    return re.sub(r" ?SER=\S*", "", hwid)
+
+
 def from_sysfs(info: SerialPortInfo) -> ports_pb2.SerialPort:
     """The contract's SerialPort from a port read out of sysfs (a captured machine)."""
     return ports_pb2.SerialPort(
         device=f"/dev/{info.name}",
         description=_known(info.description),
-        hwid=_known(info.hwid),
+        hwid=_without_serial(_known(info.hwid)),
         vendor_id=(info.vendor_id or "").lower(),
         product_id=(info.product_id or "").lower(),
         manufacturer=info.manufacturer or "",
@@ -57,7 +64,7 @@ def from_pyserial(info: Any) -> ports_pb2.SerialPort:
     return ports_pb2.SerialPort(
         device=info.device,
         description=_known(info.description),
-        hwid=_known(info.hwid),
+        hwid=_without_serial(_known(info.hwid)),
         vendor_id=f"{info.vid:04x}" if info.vid is not None else "",
         product_id=f"{info.pid:04x}" if info.pid is not None else "",
         manufacturer=info.manufacturer or "",
