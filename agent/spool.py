@@ -1,0 +1,426 @@
+"""The spool: the agent's durable outbox, one SQLite file that loses no report.
+
+    spool = Spool(state_dir / "spool.db", max_bytes=64 << 20, max_reports=10_000)
+    evicted = spool.put(report_id, serialized)     # committed before it returns
+    for report_id, data in spool.pending(64):      # oldest first: send a window
+        ...
+    spool.ack(report_id)                           # only after the server's ack
+    spool.take_unreported_evictions()              # -> goes into the next report
+
+A report is written here before it is sent and deleted only when the server acks its
+id, so an agent killed at any moment resends, after restart, what was not acked; the
+server's idempotency on the report id makes the resend harmless. Every call that
+changes the file is one `BEGIN IMMEDIATE … COMMIT` with `synchronous=FULL` in WAL mode:
+when `put` or `ack` returns, the change survives a crash or a power cut.
+
+The spool is bounded by count and bytes. When a `put` takes it over a bound it evicts
+the oldest reports (never the one just put) in the same transaction and counts them
+twice: `evicted_total` for ever, and `evicted_unreported` until the daemon has told the
+server. `take_unreported_evictions` hands that count out and zeroes it in one
+transaction; if the report carrying it could not be spooled, `restore_unreported` puts
+it back, so the count is never lost and never told twice.
+
+Schema (version in `PRAGMA user_version`):
+
+    reports   seq (insertion order), report_id (unique), serialized, bytes,
+              created_at_us, attempts
+    counters  one row: depth_reports, depth_bytes, evicted_total, evicted_unreported
+
+`seq` orders the reports rather than `created_at_us`, because the wall clock can step
+back (NTP, a dead RTC battery) and the order must not. The depth is kept in the
+counters row, updated in the same transaction as the rows, so a `put` never sums the
+whole table and another process (`probelink-agent status`) reads the same numbers.
+
+One connection, guarded by a lock: the daemon calls the spool from worker threads of
+its asyncio loop, and SQLite connections must not be shared mid-transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Collection, Iterable
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE reports (
+    seq           INTEGER NOT NULL UNIQUE,
+    report_id     TEXT PRIMARY KEY,
+    serialized    BLOB NOT NULL,
+    bytes         INTEGER NOT NULL,
+    created_at_us INTEGER NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE counters (
+    id                 INTEGER PRIMARY KEY CHECK (id = 1),
+    depth_reports      INTEGER NOT NULL,
+    depth_bytes        INTEGER NOT NULL,
+    evicted_total      INTEGER NOT NULL,
+    evicted_unreported INTEGER NOT NULL
+);
+INSERT INTO counters VALUES (1, 0, 0, 0, 0);
+"""
+
+# Below SQLite's smallest compiled-in limit on `?` parameters (999).
+_IN_CHUNK = 500
+
+
+class SpoolError(Exception):
+    """The spool file cannot be opened, read or written; the message names the file."""
+
+
+class ReportTooLarge(ValueError):
+    """One report is bigger than the whole spool may hold; nothing was written."""
+
+
+class Spool:
+    """The durable outbox in one SQLite file. Safe to call from several threads."""
+
+    def __init__(
+        self, path: Path, max_bytes: int, max_reports: int, busy_timeout_s: float = 5.0
+    ) -> None:
+        if max_bytes < 1:
+            raise ValueError(f"the spool's max_bytes must be at least 1, not {max_bytes}")
+        if max_reports < 1:
+            raise ValueError(f"the spool's max_reports must be at least 1, not {max_reports}")
+        self.path = Path(path).absolute()
+        self.max_bytes = max_bytes
+        self.max_reports = max_reports
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = self._open(busy_timeout_s)
+
+    # -- writing ----------------------------------------------------------------------
+    def put(self, report_id: str, serialized: bytes) -> int:
+        """Keep a report durably; return how many older reports were evicted for it.
+
+        The same id again is a no-op (returns 0): a report is spooled once. A report
+        bigger than `max_bytes` raises ReportTooLarge and changes nothing.
+        """
+        _check_id(report_id)
+        if not isinstance(serialized, bytes | bytearray | memoryview):
+            raise TypeError(f"a spooled report is bytes, not {type(serialized).__name__}")
+        size = len(serialized)
+        if size > self.max_bytes:
+            raise ReportTooLarge(
+                f"report {report_id} is {size} bytes, more than the whole spool may hold "
+                f"({self.max_bytes} bytes); raise the spool's byte limit or send smaller "
+                "reports. Nothing was spooled."
+            )
+        data = bytes(serialized)
+
+        def put(conn: sqlite3.Connection) -> int:
+            if conn.execute("SELECT 1 FROM reports WHERE report_id = ?", (report_id,)).fetchone():
+                return 0
+            (seq,) = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM reports").fetchone()
+            conn.execute(
+                "INSERT INTO reports (seq, report_id, serialized, bytes, created_at_us) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (seq, report_id, data, size, time.time_ns() // 1000),
+            )
+            count, total = conn.execute(
+                "UPDATE counters SET depth_reports = depth_reports + 1, "
+                "depth_bytes = depth_bytes + ? WHERE id = 1 "
+                "RETURNING depth_reports, depth_bytes",
+                (size,),
+            ).fetchone()
+            return self._evict(conn, count, total, below_seq=seq)
+
+        return self._write(put)
+
+    def _evict(self, conn: sqlite3.Connection, count: int, total: int, below_seq: int) -> int:
+        """Drop the oldest reports until both bounds hold again; count them."""
+        if count <= self.max_reports and total <= self.max_bytes:
+            return 0
+        evicted = evicted_bytes = 0
+        cutoff = None
+        rows = conn.execute(
+            "SELECT seq, bytes FROM reports WHERE seq < ? ORDER BY seq", (below_seq,)
+        )
+        for seq, size in rows:
+            if count - evicted <= self.max_reports and total - evicted_bytes <= self.max_bytes:
+                break
+            cutoff = seq
+            evicted += 1
+            evicted_bytes += size
+        rows.close()
+        # put() refused anything over max_bytes, so evicting every older report always
+        # makes room; the new report itself is never evicted.
+        assert cutoff is not None
+        conn.execute("DELETE FROM reports WHERE seq <= ?", (cutoff,))
+        conn.execute(
+            "UPDATE counters SET depth_reports = depth_reports - ?, "
+            "depth_bytes = depth_bytes - ?, evicted_total = evicted_total + ?, "
+            "evicted_unreported = evicted_unreported + ? WHERE id = 1",
+            (evicted, evicted_bytes, evicted, evicted),
+        )
+        return evicted
+
+    def ack(self, report_id: str) -> bool:
+        """Delete a report the server acked. False when it is not here (acked before)."""
+        _check_id(report_id)
+        return self.ack_many([report_id]) == 1
+
+    def ack_many(self, report_ids: Iterable[str]) -> int:
+        """Delete several acked reports in one commit; return how many were here.
+
+        For a burst of acks from the stream: one fsync instead of one per report.
+        """
+        ids = list(dict.fromkeys(report_ids))
+        for report_id in ids:
+            _check_id(report_id)
+        if not ids:
+            return 0
+
+        def ack(conn: sqlite3.Connection) -> int:
+            gone = gone_bytes = 0
+            for start in range(0, len(ids), _IN_CHUNK):
+                chunk = ids[start : start + _IN_CHUNK]
+                marks = ", ".join("?" * len(chunk))
+                for (size,) in conn.execute(
+                    f"DELETE FROM reports WHERE report_id IN ({marks}) RETURNING bytes", chunk
+                ).fetchall():
+                    gone += 1
+                    gone_bytes += size
+            if gone:
+                conn.execute(
+                    "UPDATE counters SET depth_reports = depth_reports - ?, "
+                    "depth_bytes = depth_bytes - ? WHERE id = 1",
+                    (gone, gone_bytes),
+                )
+            return gone
+
+        return self._write(ack)
+
+    def mark_attempted(self, report_ids: Iterable[str]) -> None:
+        """Count one more send attempt for each id (unknown ids are ignored)."""
+        ids = list(dict.fromkeys(report_ids))
+        if not ids:
+            return
+
+        def mark(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "UPDATE reports SET attempts = attempts + 1 WHERE report_id = ?",
+                [(report_id,) for report_id in ids],
+            )
+
+        self._write(mark)
+
+    # -- reading ----------------------------------------------------------------------
+    def pending(self, limit: int, skip: Collection[str] = ()) -> list[tuple[str, bytes]]:
+        """Up to `limit` (report_id, serialized) pairs, oldest first.
+
+        `skip` leaves out ids already in flight, so the daemon can top up its send
+        window without sending a report twice at once.
+        """
+        if limit < 0:
+            raise ValueError(f"pending() needs a limit of 0 or more, not {limit}")
+        if limit == 0:
+            return []
+
+        def read(conn: sqlite3.Connection) -> list[tuple[str, bytes]]:
+            out: list[tuple[str, bytes]] = []
+            # Only ids first: skipped reports' bytes are never read.
+            rows = conn.execute(
+                "SELECT report_id FROM reports ORDER BY seq LIMIT ?", (limit + len(skip),)
+            ).fetchall()
+            for (report_id,) in rows:
+                if report_id in skip:
+                    continue
+                (data,) = conn.execute(
+                    "SELECT serialized FROM reports WHERE report_id = ?", (report_id,)
+                ).fetchone()
+                out.append((report_id, bytes(data)))
+                if len(out) == limit:
+                    break
+            return out
+
+        return self._read(read)
+
+    def attempts(self, report_id: str) -> int | None:
+        """How many sends were counted for this report, or None when it is not here."""
+        row = self._read(
+            lambda conn: conn.execute(
+                "SELECT attempts FROM reports WHERE report_id = ?", (report_id,)
+            ).fetchone()
+        )
+        return None if row is None else int(row[0])
+
+    def depth(self) -> tuple[int, int]:
+        """(reports, bytes) waiting for an ack."""
+        count, total = self._read(
+            lambda conn: conn.execute(
+                "SELECT depth_reports, depth_bytes FROM counters WHERE id = 1"
+            ).fetchone()
+        )
+        return int(count), int(total)
+
+    def evicted(self) -> tuple[int, int]:
+        """(ever evicted, evicted and not yet handed to the daemon to report)."""
+        total, unreported = self._read(
+            lambda conn: conn.execute(
+                "SELECT evicted_total, evicted_unreported FROM counters WHERE id = 1"
+            ).fetchone()
+        )
+        return int(total), int(unreported)
+
+    # -- telling the server about evictions -------------------------------------------
+    def take_unreported_evictions(self) -> int:
+        """Return the evictions not yet reported and zero them, in one transaction."""
+
+        def take(conn: sqlite3.Connection) -> int:
+            (n,) = conn.execute("SELECT evicted_unreported FROM counters WHERE id = 1").fetchone()
+            if n:
+                conn.execute("UPDATE counters SET evicted_unreported = 0 WHERE id = 1")
+            return int(n)
+
+        return self._write(take)
+
+    def restore_unreported(self, n: int) -> None:
+        """Give back a count from take_unreported_evictions whose report was not spooled."""
+        if n < 0:
+            raise ValueError(f"cannot restore a negative eviction count ({n})")
+        if n == 0:
+            return
+
+        def restore(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE counters SET evicted_unreported = evicted_unreported + ? WHERE id = 1",
+                (n,),
+            )
+
+        self._write(restore)
+
+    # -- the file ---------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the file; later calls raise SpoolError. Closing twice is fine."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _open(self, busy_timeout_s: float) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # Create the file 0600 first: reports describe the customer's device, and
+            # SQLite gives its -wal and -shm files the mode of the database file.
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        except OSError as err:
+            raise SpoolError(f"cannot create the spool {self.path}: {err.strerror or err}") from err
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=busy_timeout_s,
+                # None: no implicit transactions; every change says BEGIN IMMEDIATE itself.
+                isolation_level=None,
+                # Used by whichever thread holds self._lock.
+                check_same_thread=False,
+            )
+        except sqlite3.Error as err:
+            raise SpoolError(f"cannot open the spool {self.path}: {err}") from err
+        try:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise SpoolError(
+                    f"the spool {self.path} cannot use WAL mode (it stays in {mode!r} mode; "
+                    "is the state dir on a network file system?)"
+                )
+            # FULL: a put that returned must survive a power cut, not only a crash.
+            conn.execute("PRAGMA synchronous = FULL")
+            self._migrate(conn)
+        except BaseException as err:
+            conn.close()
+            if isinstance(err, sqlite3.Error):
+                raise SpoolError(self._describe(err)) from err
+            raise
+        return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            if version > SCHEMA_VERSION:
+                raise SpoolError(
+                    f"the spool {self.path} has schema version {version}, written by a newer "
+                    f"agent (this one knows up to {SCHEMA_VERSION}); upgrade the agent, or "
+                    "move the file away to start an empty spool"
+                )
+            if version == 0:
+                if conn.execute("SELECT 1 FROM sqlite_master").fetchone():
+                    raise SpoolError(
+                        f"{self.path} is an SQLite file but not a spool (it has tables and "
+                        "no spool schema version); point the agent at another state dir"
+                    )
+                # executescript() would COMMIT first; run the statements one by one so the
+                # schema and its version land in this one transaction (a kill mid-way
+                # leaves an empty file that the next start migrates again).
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+
+    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        with self._lock:
+            conn = self._connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = fn(conn)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    # The transaction is gone either way; the first error is the one to tell.
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as err:
+                raise SpoolError(self._describe(err) + "; nothing was changed") from err
+            return result
+
+    def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        with self._lock:
+            conn = self._connection()
+            try:
+                return fn(conn)
+            except sqlite3.Error as err:
+                raise SpoolError(self._describe(err)) from err
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise SpoolError(f"the spool {self.path} is closed")
+        return self._conn
+
+    def _describe(self, err: sqlite3.Error) -> str:
+        name = getattr(err, "sqlite_errorname", "")
+        if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+            return f"the spool {self.path} is locked by another process ({err})"
+        if name.startswith("SQLITE_FULL"):
+            return f"the disk holding the spool {self.path} is full"
+        if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
+            return (
+                f"{self.path} is not a spool or is damaged ({err}); move it away to start "
+                "an empty spool (the reports in it would be lost)"
+            )
+        return f"the spool {self.path}: {err}"
+
+
+def _check_id(report_id: str) -> None:
+    if not isinstance(report_id, str) or not report_id:
+        raise ValueError(f"a report id is a non-empty string, not {report_id!r}")
