@@ -432,6 +432,8 @@ def _personal_values(message: Message, out: set[str]) -> None:
 
 # Values shorter than this ("0001", a battery's "1842") can turn up in other text by chance.
 _MEANINGFUL = 6
+
+
 @pytest.mark.parametrize("machine", MACHINE_NAMES)
 def test_no_personal_value_survives_anywhere_in_the_sent_bytes(machine: str) -> None:
     """The promise end to end: not only the marked fields, nothing in the report holds them."""
