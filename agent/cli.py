@@ -24,9 +24,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn
 from rich.prompt import Confirm
 
+from probelink.agent.privacy import SALT_FILE, SALT_FILE_ENV, PrivacyFilter, load_or_create_salt
 from probelink.agent.render import render_report
 from probelink.agent.selfcheck import Hooks, SelfCheckPlan, run_selfcheck
-from probelink.agent.state import STATE_ENV, default_state_dir
+from probelink.agent.state import STATE_ENV, StateError, default_state_dir
 from probelink.agent.upload import (
     DEFAULT_SERVER,
     SECRET_FILE_ENV,
@@ -238,8 +239,9 @@ def check(
         bool,
         typer.Option(
             "--upload",
-            help="Send the report to a Probelink server (enrolls this device on first use). "
-            "Exit code 3: checked, but the upload failed.",
+            help="Send the report to a Probelink server (enrolls this device on first use), "
+            "personal fields hashed or dropped; with --json the report printed is the one "
+            "sent. Exit code 3: checked, but the upload failed.",
         ),
     ] = False,
     server: Annotated[
@@ -278,12 +280,33 @@ def check(
     tls_key: Annotated[
         Path | None, typer.Option("--tls-key", help="The client certificate's key.")
     ] = None,
+    privacy_salt_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--privacy-salt-file",
+            envvar=SALT_FILE_ENV,
+            help="The salt personal fields are hashed with before upload; give every "
+            "device of a deployment the same file (default: one made in --state-dir).",
+            dir_okay=False,
+        ),
+    ] = None,
+    preview: Annotated[
+        bool,
+        typer.Option(
+            "--preview",
+            help="With --upload: print exactly what would be sent (personal fields hashed "
+            "or dropped) and send it only if you say yes at the terminal.",
+        ),
+    ] = False,
 ) -> None:
     """Check this device's battery, storage, sensors, ports and system, and give a verdict."""
     console = Console(stderr=json_out)
     if out is not None and not out.parent.is_dir():
         raise typer.BadParameter(f"{out.parent} is not a directory", param_hint="--out")
     upload_plan = None
+    privacy: PrivacyFilter | None = None
+    if preview and not upload:
+        raise typer.BadParameter("--preview shows what --upload would send: add --upload")
     if upload:
         try:
             # Before any probe runs: a missing secret should cost a second, not a check.
@@ -297,6 +320,11 @@ def check(
             )
         except UploadSetupError as err:
             raise typer.BadParameter(str(err), param_hint="--upload") from None
+        salt_path = privacy_salt_file or upload_plan.state.root / SALT_FILE
+        try:
+            privacy = PrivacyFilter(load_or_create_salt(salt_path))
+        except StateError as err:
+            raise typer.BadParameter(str(err), param_hint="--privacy-salt-file") from None
     ctx = _context(
         sysfs_root,
         psutil_snapshot,
@@ -336,11 +364,30 @@ def check(
         )
         raise typer.Exit(EXIT_INTERRUPTED)
     verdict_code = EXIT_FAIL if report.overall == FAIL else EXIT_OK
-    if upload_plan is None:
+    if upload_plan is None or privacy is None:
         if json_out:
             sys.stdout.write(report_json(report) + "\n")
         raise typer.Exit(verdict_code)
-    raise typer.Exit(_upload(report, upload_plan, json_out, console) or verdict_code)
+    # What leaves the device: the same report with every field the contract marks
+    # personal hashed (keyed by the salt) or dropped. Local output keeps the original.
+    outgoing = privacy.apply(report)
+    if preview and not _confirmed(outgoing, upload_plan.server, json_out):
+        raise typer.Exit(verdict_code)
+    raise typer.Exit(_upload(outgoing, upload_plan, json_out, console) or verdict_code)
+
+
+def _confirmed(outgoing: report_pb2.Report, server: str, json_out: bool) -> bool:
+    """Print exactly what would be sent; True if the person at the terminal says send."""
+    sys.stdout.write(report_json(outgoing) + "\n")
+    sys.stdout.flush()
+    errors = Console(stderr=True, highlight=False)
+    if not sys.stdin.isatty():
+        errors.print(f"Preview only: nothing was sent to {server}.", markup=False)
+        return False
+    answer = typer.confirm(f"Send this report to {server}?", default=False, err=True)
+    if not answer:
+        errors.print("Not sent.", markup=False)
+    return answer
 
 
 def _upload(

@@ -51,6 +51,8 @@ from probelink.v1 import options_pb2, report_pb2
 
 # The salt file's suggested name in the agent's state dir.
 SALT_FILE = "privacy-salt"
+#: Where a deployment points its agents at the salt they share.
+SALT_FILE_ENV = "PROBELINK_PRIVACY_SALT_FILE"
 SALT_BYTES = 32
 # Below this a salt is guessable, and the hashes reversible again.
 MIN_SALT_BYTES = 16

@@ -21,6 +21,7 @@ import grpc
 import pytest
 from google.protobuf import json_format
 
+from probelink.agent.privacy import SALT_FILE, PrivacyFilter, load_or_create_salt
 from probelink.agent.state import AgentState
 from probelink.agent.upload import UploadPlan, upload_report
 from probelink.channel import bearer
@@ -95,6 +96,12 @@ class Check:
         return report_pb2.Report.FromString(self.out.read_bytes())
 
     @property
+    def sent(self) -> report_pb2.Report:
+        """The report as it left the device: personal fields hashed or dropped."""
+        salt = load_or_create_salt(self.state_dir / SALT_FILE)
+        return PrivacyFilter(salt).apply(self.report)
+
+    @property
     def device_id(self) -> str:
         return str(json.loads((self.state_dir / "device.json").read_text())["device_id"])
 
@@ -151,7 +158,10 @@ def test_first_upload_enrolls_and_stores_exactly_the_report_the_check_made(
     assert f"Enrolled with {server.address} as device {first.device_id}" in words(first.proc.stderr)
 
     stored = _stored(server, report.report_id)
-    assert stored.report == report
+    assert stored.report == first.sent
+    # The local report keeps what the filter took out before sending.
+    assert report.device.serial_number and not report.device.serial_number.startswith("h:")
+    assert stored.report.device.serial_number.startswith("h:")
     assert stored.summary.device_id == first.device_id
     assert stored.summary.kind == report_pb2.REPORT_KIND_SELF_CHECK
     assert stored.summary.dictionary_id == 0  # the server has no dictionary yet
@@ -170,7 +180,12 @@ def test_first_upload_enrolls_and_stores_exactly_the_report_the_check_made(
         "device_id": first.device_id,
         "server": server.address,
     }
-    assert sorted(p.name for p in first.state_dir.iterdir()) == ["credential", "device.json"]
+    assert sorted(p.name for p in first.state_dir.iterdir()) == [
+        "credential",
+        "device.json",
+        "privacy-salt",
+    ]
+    assert stat.S_IMODE((first.state_dir / "privacy-salt").stat().st_mode) == 0o600
 
     # Later uses keep the credential: no secret needed, no second device.
     second = Check(tmp_path, server.address, name="second")
@@ -181,7 +196,7 @@ def test_first_upload_enrolls_and_stores_exactly_the_report_the_check_made(
         f"Uploaded to {server.address} as report {second.report.report_id} (stored)"
     )
     assert [d.device_id for d in _devices(server)] == [first.device_id]
-    assert _stored(server, second.report.report_id).report == second.report
+    assert _stored(server, second.report.report_id).report == second.sent
     assert second.device_id == first.device_id
 
 
@@ -193,8 +208,9 @@ def test_json_keeps_the_report_and_adds_the_upload(
     check.assert_exit(_verdict(report))
     printed = json.loads(check.proc.stdout)
     upload = printed.pop("upload")
-    # Everything else is the report's JSON, as `check --json` prints it without --upload.
-    assert printed == json_format.MessageToDict(report, preserving_proto_field_name=True)
+    # Everything else is the report's JSON as it was sent (personal fields hashed or
+    # dropped), in the same shape `check --json` prints without --upload.
+    assert printed == json_format.MessageToDict(check.sent, preserving_proto_field_name=True)
     stored = _stored(server, report.report_id)
     assert upload == {
         "server": server.address,
@@ -212,7 +228,7 @@ def test_a_resend_is_acked_as_already_stored(
 ) -> None:
     check = Check(tmp_path, server.address, "--enroll-secret-file", str(secret_file))
     plan = UploadPlan.from_options(server.address, check.state_dir)
-    again = upload_report(check.report, plan)
+    again = upload_report(check.sent, plan)
     assert (again.report_id, again.duplicate, again.enrolled) == (
         check.report.report_id,
         True,
@@ -283,7 +299,7 @@ def test_a_trained_dictionary_is_fetched_kept_and_used(
     second = Check(tmp_path, server.address, name="second")
     second.assert_exit(_verdict(second.report))
     stored = _stored(server, second.report.report_id)
-    assert stored.report == second.report
+    assert stored.report == second.sent
     assert stored.summary.dictionary_id == trained.dictionary_id != 0
     kept = second.state_dir / f"dictionary-{trained.dictionary_id}.zdict"
     assert kept.read_bytes() == trained.content
@@ -332,7 +348,7 @@ def test_a_server_restored_from_a_backup_hands_out_its_own_dictionary(
         said = words(check.proc.stderr)
         assert f"The server does not know dictionary {newer.dictionary_id}" in said
         stored = _stored(restored, check.report.report_id)
-        assert stored.report == check.report
+        assert stored.report == check.sent
         assert stored.summary.dictionary_id == own.dictionary_id
         assert AgentState(check.state_dir).dictionary() == (own.dictionary_id, own.content)
         assert [p.name for p in check.state_dir.glob("dictionary-*")] == [
@@ -486,3 +502,57 @@ def test_a_server_that_is_down_keeps_the_json_valid(tmp_path: Path, secret_file:
     assert printed["report_id"] == check.report.report_id
     assert (upload["server"], upload["status"]) == (address, "UNAVAILABLE")
     assert f"is the server running at {address}?" in upload["error"]
+
+
+def test_preview_prints_what_would_be_sent_and_sends_nothing_unasked(
+    tmp_path: Path, server: RunningServer, secret_file: Path
+) -> None:
+    check = Check(tmp_path, server.address, "--enroll-secret-file", str(secret_file), "--preview")
+    check.assert_exit(_verdict(check.report))
+    shown = json.loads(check.proc.stdout[check.proc.stdout.index("{") :])
+    assert shown == json_format.MessageToDict(check.sent, preserving_proto_field_name=True)
+    assert shown["device"]["serial_number"].startswith("h:")
+    assert check.report.device.serial_number not in check.proc.stdout
+    assert "thinkpad-x1" not in check.proc.stdout  # the hostname is dropped
+    assert f"Preview only: nothing was sent to {server.address}" in words(check.proc.stderr)
+    listed = server.reports().ListReports(
+        reports_pb2.ListReportsRequest(), metadata=bearer(server.admin_token)
+    )
+    assert list(listed.reports) == []
+
+
+def test_a_deployment_salt_file_makes_hashes_agree_across_devices(
+    tmp_path: Path, server: RunningServer, secret_file: Path
+) -> None:
+    salt = tmp_path / "deployment.salt"
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    one = Check(
+        tmp_path / "one",
+        server.address,
+        "--enroll-secret-file",
+        str(secret_file),
+        "--privacy-salt-file",
+        str(salt),
+    )
+    two = Check(
+        tmp_path / "two",
+        server.address,
+        "--enroll-secret-file",
+        str(secret_file),
+        "--privacy-salt-file",
+        str(salt),
+    )
+    one.assert_exit(_verdict(one.report))
+    two.assert_exit(_verdict(two.report))
+    # Two agents (two state dirs) on the same hardware and salt: the same hashed serial.
+    a = _stored(server, one.report.report_id).report.device.serial_number
+    b = _stored(server, two.report.report_id).report.device.serial_number
+    assert a == b and a.startswith("h:")
+    assert stat.S_IMODE(salt.stat().st_mode) == 0o600
+
+
+def test_preview_needs_upload(tmp_path: Path) -> None:
+    done = agent("check", "--sysfs-root", str(LAPTOP), "--preview")
+    assert done.returncode == 2
+    assert "add --upload" in words(done.stderr)
