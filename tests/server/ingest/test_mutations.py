@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import tracemalloc
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 
 from probelink.server.errors import IngestRefused
@@ -50,7 +49,6 @@ CONTENTS = {s.content for s in SENT}
 
 # Across the run: bytes each frame left allocated, and the largest peak of one frame.
 RETAINED: list[int] = []
-PEAKS: list[int] = []
 
 
 def ingest(frame: wire_pb2.ReportFrame, allowed: set[bytes]) -> tuple[int, bool]:
@@ -84,20 +82,13 @@ def test_a_mutated_frame_is_the_original_or_refused(
     finally:
         tracemalloc.stop()
     RETAINED.append(retained)
-    PEAKS.append(peak)
     # Refused with a reason and a message, or decoded to exactly what was sent.
     assert sound, (reason, frame)
     # The largest honest allocation is one report (~12 KiB here); a forged header may
     # declare up to the 1 MiB limit, which bounds what any mutation can make us allocate.
     assert peak < 2 * MiB
-
-
-def test_memory_stayed_flat_over_the_run() -> None:
-    if len(RETAINED) < 10_000:
-        pytest.skip("runs after the property test, in the same session")
-    # Whatever frames came, the path kept (almost) nothing: no cache grows with input.
+    # Memory stays flat: whatever frames came so far, the path kept (almost) nothing.
     assert sum(RETAINED) < 64 * 1024, (sum(RETAINED), max(RETAINED))
-    assert max(PEAKS) < 2 * MiB
 
 
 def test_every_valid_frame_decodes_to_what_was_sent() -> None:
