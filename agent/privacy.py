@@ -214,12 +214,6 @@ class PrivacyFilter:
         # Check the Report contract now: a bad mark fails at start-up, not on first upload.
         _plan(report_pb2.Report.DESCRIPTOR)
 
-    def hash_text(self, value: str) -> str:
-        """The value a HASH field carries instead of `value` ("" stays "")."""
-        if not value:
-            return value
-        return self._hash(value.encode("utf-8"))
-
     def apply(self, message: _M) -> _M:
         """A filtered copy of `message` (a Report, or any contract message); it is not changed."""
         out = type(message)()

@@ -194,10 +194,6 @@ class ProbelinkServer:
         host = f"[{host}]" if ":" in host else host
         return f"{host}:{self.port}"
 
-    async def wait(self) -> None:
-        assert self._grpc is not None
-        await self._grpc.wait_for_termination()
-
     async def stop(self) -> None:
         """Finish in-flight writes, answer them, end every call, close the database."""
         if self._stopped:

@@ -38,10 +38,6 @@ class Hub:
         if not self._streams:
             self._ended.set()
 
-    @property
-    def count(self) -> int:
-        return sum(len(b) for b in self._streams.values())
-
     def broadcast(self, message: gateway_pb2.ConnectResponse) -> None:
         for boxes in self._streams.values():
             for box in boxes:
