@@ -27,9 +27,15 @@ class EnrollRequest(_message.Message):
     ENROLL_SECRET_FIELD_NUMBER: _builtins.int
     IDENTITY_FIELD_NUMBER: _builtins.int
     AGENT_VERSION_FIELD_NUMBER: _builtins.int
+    DEVICE_PUBLIC_KEY_FIELD_NUMBER: _builtins.int
     enroll_secret: _builtins.str
     """The secret an admin handed out (the data dir's enroll.secret, or `secret create`)."""
     agent_version: _builtins.str
+    device_public_key: _builtins.bytes
+    """The device's Ed25519 public key (32 raw bytes). Every report the device sends must be
+    signed by its private key (ReportFrame.signature); the server keeps this key with
+    the device and refuses an enrollment without one.
+    """
     @_builtins.property
     def identity(self) -> _report_pb2.DeviceIdentity: ...
     def __init__(
@@ -38,10 +44,11 @@ class EnrollRequest(_message.Message):
         enroll_secret: _builtins.str = ...,
         identity: _report_pb2.DeviceIdentity | None = ...,
         agent_version: _builtins.str = ...,
+        device_public_key: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["identity", b"identity"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_version", b"agent_version", "enroll_secret", b"enroll_secret", "identity", b"identity"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_version", b"agent_version", "device_public_key", b"device_public_key", "enroll_secret", b"enroll_secret", "identity", b"identity"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -28,7 +28,7 @@ from probelink.v1 import probe_pb2 as probelink_dot_v1_dot_probe__pb2
 from probelink.v1 import status_pb2 as probelink_dot_v1_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19probelink/v1/report.proto\x12\x0cprobelink.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aprobelink/v1/options.proto\x1a\x18probelink/v1/probe.proto\x1a\x19probelink/v1/status.proto\"5\n\x0f\x46irmwareVersion\x12\x11\n\tcomponent\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"\x97\x01\n\x0e\x44\x65viceIdentity\x12\x14\n\x0cmanufacturer\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x1b\n\rserial_number\x18\x03 \x01(\tB\x04\xc8\xf3\x18\x01\x12\x12\n\x04imei\x18\x04 \x01(\tB\x04\xc8\xf3\x18\x01\x12/\n\x08\x66irmware\x18\x05 \x03(\x0b\x32\x1d.probelink.v1.FirmwareVersion\"\xbc\x02\n\x06Report\x12\x11\n\treport_id\x18\x01 \x01(\t\x12,\n\x06\x64\x65vice\x18\x02 \x01(\x0b\x32\x1c.probelink.v1.DeviceIdentity\x12&\n\x04kind\x18\x03 \x01(\x0e\x32\x18.probelink.v1.ReportKind\x12\x15\n\ragent_version\x18\x04 \x01(\t\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x07results\x18\x07 \x03(\x0b\x32\x19.probelink.v1.ProbeResult\x12%\n\x07overall\x18\x08 \x01(\x0e\x32\x14.probelink.v1.Status*\xae\x01\n\nReportKind\x12\x1b\n\x17REPORT_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16REPORT_KIND_SELF_CHECK\x10\x01\x12\x16\n\x12REPORT_KIND_INTAKE\x10\x02\x12\x19\n\x15REPORT_KIND_SCHEDULED\x10\x03\x12\x14\n\x10REPORT_KIND_LIVE\x10\x04\x12\x1e\n\x1aREPORT_KIND_REMOTE_REQUEST\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19probelink/v1/report.proto\x12\x0cprobelink.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aprobelink/v1/options.proto\x1a\x18probelink/v1/probe.proto\x1a\x19probelink/v1/status.proto\"5\n\x0f\x46irmwareVersion\x12\x11\n\tcomponent\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"\x97\x01\n\x0e\x44\x65viceIdentity\x12\x14\n\x0cmanufacturer\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x1b\n\rserial_number\x18\x03 \x01(\tB\x04\xc8\xf3\x18\x01\x12\x12\n\x04imei\x18\x04 \x01(\tB\x04\xc8\xf3\x18\x01\x12/\n\x08\x66irmware\x18\x05 \x03(\x0b\x32\x1d.probelink.v1.FirmwareVersion\"\xe5\x02\n\x06Report\x12\x11\n\treport_id\x18\x01 \x01(\t\x12,\n\x06\x64\x65vice\x18\x02 \x01(\x0b\x32\x1c.probelink.v1.DeviceIdentity\x12&\n\x04kind\x18\x03 \x01(\x0e\x32\x18.probelink.v1.ReportKind\x12\x15\n\ragent_version\x18\x04 \x01(\t\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x07results\x18\x07 \x03(\x0b\x32\x19.probelink.v1.ProbeResult\x12%\n\x07overall\x18\x08 \x01(\x0e\x32\x14.probelink.v1.Status\x12\'\n\x05\x61gent\x18\t \x01(\x0b\x32\x18.probelink.v1.AgentNotes\"R\n\nAgentNotes\x12\x15\n\rspool_evicted\x18\x01 \x01(\x04\x12-\n\x08watchdog\x18\x02 \x03(\x0b\x32\x1b.probelink.v1.WatchdogEvent\"\x85\x01\n\rWatchdogEvent\x12\r\n\x05probe\x18\x01 \x01(\t\x12\x10\n\x08resource\x18\x02 \x01(\t\x12\x10\n\x08observed\x18\x03 \x01(\x01\x12\x0e\n\x06\x62udget\x18\x04 \x01(\x01\x12\x31\n\rskipped_until\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xae\x01\n\nReportKind\x12\x1b\n\x17REPORT_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16REPORT_KIND_SELF_CHECK\x10\x01\x12\x16\n\x12REPORT_KIND_INTAKE\x10\x02\x12\x19\n\x15REPORT_KIND_SCHEDULED\x10\x03\x12\x14\n\x10REPORT_KIND_LIVE\x10\x04\x12\x1e\n\x1aREPORT_KIND_REMOTE_REQUEST\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,12 +39,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DEVICEIDENTITY'].fields_by_name['serial_number']._serialized_options = b'\310\363\030\001'
   _globals['_DEVICEIDENTITY'].fields_by_name['imei']._loaded_options = None
   _globals['_DEVICEIDENTITY'].fields_by_name['imei']._serialized_options = b'\310\363\030\001'
-  _globals['_REPORTKIND']._serialized_start=686
-  _globals['_REPORTKIND']._serialized_end=860
+  _globals['_REPORTKIND']._serialized_start=947
+  _globals['_REPORTKIND']._serialized_end=1121
   _globals['_FIRMWAREVERSION']._serialized_start=157
   _globals['_FIRMWAREVERSION']._serialized_end=210
   _globals['_DEVICEIDENTITY']._serialized_start=213
   _globals['_DEVICEIDENTITY']._serialized_end=364
   _globals['_REPORT']._serialized_start=367
-  _globals['_REPORT']._serialized_end=683
+  _globals['_REPORT']._serialized_end=724
+  _globals['_AGENTNOTES']._serialized_start=726
+  _globals['_AGENTNOTES']._serialized_end=808
+  _globals['_WATCHDOGEVENT']._serialized_start=811
+  _globals['_WATCHDOGEVENT']._serialized_end=944
 # @@protoc_insertion_point(module_scope)

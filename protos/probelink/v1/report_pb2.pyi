@@ -130,6 +130,7 @@ class Report(_message.Message):
     FINISHED_AT_FIELD_NUMBER: _builtins.int
     RESULTS_FIELD_NUMBER: _builtins.int
     OVERALL_FIELD_NUMBER: _builtins.int
+    AGENT_FIELD_NUMBER: _builtins.int
     report_id: _builtins.str
     """UUID chosen by the agent: the idempotency key."""
     kind: Global___ReportKind.ValueType
@@ -146,6 +147,12 @@ class Report(_message.Message):
     def finished_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def results(self) -> _containers.RepeatedCompositeFieldContainer[_probe_pb2.ProbeResult]: ...
+    @_builtins.property
+    def agent(self) -> Global___AgentNotes:
+        """What the agent itself has to say: reports its spool dropped, probes its watchdog
+        stopped. Absent from a one-off self-check.
+        """
+
     def __init__(
         self,
         *,
@@ -157,11 +164,80 @@ class Report(_message.Message):
         finished_at: _timestamp_pb2.Timestamp | None = ...,
         results: _abc.Iterable[_probe_pb2.ProbeResult] | None = ...,
         overall: _status_pb2.Status.ValueType = ...,
+        agent: Global___AgentNotes | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["device", b"device", "finished_at", b"finished_at", "started_at", b"started_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "device", b"device", "finished_at", b"finished_at", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_version", b"agent_version", "device", b"device", "finished_at", b"finished_at", "kind", b"kind", "overall", b"overall", "report_id", b"report_id", "results", b"results", "started_at", b"started_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "agent_version", b"agent_version", "device", b"device", "finished_at", b"finished_at", "kind", b"kind", "overall", b"overall", "report_id", b"report_id", "results", b"results", "started_at", b"started_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Report: _TypeAlias = Report  # noqa: Y015
+
+@_typing.final
+class AgentNotes(_message.Message):
+    """The agent's account of itself, carried by the next report it makes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPOOL_EVICTED_FIELD_NUMBER: _builtins.int
+    WATCHDOG_FIELD_NUMBER: _builtins.int
+    spool_evicted: _builtins.int
+    """Reports the agent's spool evicted unsent (oldest first, when full) since its
+    previous report said so: they will never arrive.
+    """
+    @_builtins.property
+    def watchdog(self) -> _containers.RepeatedCompositeFieldContainer[Global___WatchdogEvent]:
+        """Probes the agent's watchdog stopped since its previous report."""
+
+    def __init__(
+        self,
+        *,
+        spool_evicted: _builtins.int = ...,
+        watchdog: _abc.Iterable[Global___WatchdogEvent] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["spool_evicted", b"spool_evicted", "watchdog", b"watchdog"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AgentNotes: _TypeAlias = AgentNotes  # noqa: Y015
+
+@_typing.final
+class WatchdogEvent(_message.Message):
+    """The agent's watchdog stopped a probe that went over its resource budget."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROBE_FIELD_NUMBER: _builtins.int
+    RESOURCE_FIELD_NUMBER: _builtins.int
+    OBSERVED_FIELD_NUMBER: _builtins.int
+    BUDGET_FIELD_NUMBER: _builtins.int
+    SKIPPED_UNTIL_FIELD_NUMBER: _builtins.int
+    probe: _builtins.str
+    """The probe (e.g. "storage.smart") that was running."""
+    resource: _builtins.str
+    """What went over: "cpu_seconds", "rss_bytes" or "wall_seconds"."""
+    observed: _builtins.float
+    budget: _builtins.float
+    @_builtins.property
+    def skipped_until(self) -> _timestamp_pb2.Timestamp:
+        """The probe is skipped until this time."""
+
+    def __init__(
+        self,
+        *,
+        probe: _builtins.str = ...,
+        resource: _builtins.str = ...,
+        observed: _builtins.float = ...,
+        budget: _builtins.float = ...,
+        skipped_until: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["skipped_until", b"skipped_until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["budget", b"budget", "observed", b"observed", "probe", b"probe", "resource", b"resource", "skipped_until", b"skipped_until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchdogEvent: _TypeAlias = WatchdogEvent  # noqa: Y015

@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from probelink.v1 import report_pb2 as _report_pb2
 from probelink.v1 import status_pb2 as _status_pb2
 import builtins as _builtins
@@ -20,6 +21,26 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _SignatureVerdict:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SignatureVerdictEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SignatureVerdict.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SIGNATURE_VERDICT_UNSPECIFIED: _SignatureVerdict.ValueType  # 0
+    """Stored before the server checked signatures."""
+    SIGNATURE_VERDICT_VERIFIED: _SignatureVerdict.ValueType  # 1
+    """The signature verified with the device's registered key at ingest."""
+
+class SignatureVerdict(_SignatureVerdict, metaclass=_SignatureVerdictEnumTypeWrapper):
+    """What the server found when it checked a stored report's signature."""
+
+SIGNATURE_VERDICT_UNSPECIFIED: SignatureVerdict.ValueType  # 0
+"""Stored before the server checked signatures."""
+SIGNATURE_VERDICT_VERIFIED: SignatureVerdict.ValueType  # 1
+"""The signature verified with the device's registered key at ingest."""
+Global___SignatureVerdict: _TypeAlias = SignatureVerdict  # noqa: Y015
 
 @_typing.final
 class ReportSummary(_message.Message):
@@ -44,6 +65,9 @@ class ReportSummary(_message.Message):
     REPORT_BYTES_FIELD_NUMBER: _builtins.int
     STORED_BYTES_FIELD_NUMBER: _builtins.int
     DICTIONARY_ID_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    SIGNING_KEY_FIELD_NUMBER: _builtins.int
+    SPOOL_EVICTED_FIELD_NUMBER: _builtins.int
     report_id: _builtins.str
     device_id: _builtins.str
     """The enrolled device that sent it."""
@@ -60,6 +84,14 @@ class ReportSummary(_message.Message):
     """The serialized report's size, and the size stored (its zstd frame)."""
     stored_bytes: _builtins.int
     dictionary_id: _builtins.int
+    signature: Global___SignatureVerdict.ValueType
+    """Whether the server verified the device's signature when it stored the report."""
+    signing_key: _builtins.str
+    """Which key signed it: "SHA256:" and the first 16 hex digits of the SHA-256 of the
+    device's raw public key.
+    """
+    spool_evicted: _builtins.int
+    """Reports the device's spool evicted unsent, as this report says (AgentNotes)."""
     @_builtins.property
     def started_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -86,10 +118,13 @@ class ReportSummary(_message.Message):
         report_bytes: _builtins.int = ...,
         stored_bytes: _builtins.int = ...,
         dictionary_id: _builtins.int = ...,
+        signature: Global___SignatureVerdict.ValueType = ...,
+        signing_key: _builtins.str = ...,
+        spool_evicted: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["finished_at", b"finished_at", "received_at", b"received_at", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_version", b"agent_version", "device_id", b"device_id", "dictionary_id", b"dictionary_id", "error_count", b"error_count", "fail_count", b"fail_count", "finished_at", b"finished_at", "kind", b"kind", "manufacturer", b"manufacturer", "model", b"model", "overall", b"overall", "received_at", b"received_at", "report_bytes", b"report_bytes", "report_id", b"report_id", "result_count", b"result_count", "started_at", b"started_at", "stored_bytes", b"stored_bytes", "warn_count", b"warn_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_version", b"agent_version", "device_id", b"device_id", "dictionary_id", b"dictionary_id", "error_count", b"error_count", "fail_count", b"fail_count", "finished_at", b"finished_at", "kind", b"kind", "manufacturer", b"manufacturer", "model", b"model", "overall", b"overall", "received_at", b"received_at", "report_bytes", b"report_bytes", "report_id", b"report_id", "result_count", b"result_count", "signature", b"signature", "signing_key", b"signing_key", "spool_evicted", b"spool_evicted", "started_at", b"started_at", "stored_bytes", b"stored_bytes", "warn_count", b"warn_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -172,6 +207,16 @@ class GetReportResponse(_message.Message):
 
     SUMMARY_FIELD_NUMBER: _builtins.int
     REPORT_FIELD_NUMBER: _builtins.int
+    SERIALIZED_REPORT_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    DEVICE_PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    serialized_report: _builtins.bytes
+    """The report exactly as the device serialized and signed it, the device's signature
+    (ReportFrame.signature) and its registered public key: with these three anyone can
+    check the report again, away from the server (`reports show --verify`).
+    """
+    signature: _builtins.bytes
+    device_public_key: _builtins.bytes
     @_builtins.property
     def summary(self) -> Global___ReportSummary: ...
     @_builtins.property
@@ -181,10 +226,13 @@ class GetReportResponse(_message.Message):
         *,
         summary: Global___ReportSummary | None = ...,
         report: _report_pb2.Report | None = ...,
+        serialized_report: _builtins.bytes = ...,
+        signature: _builtins.bytes = ...,
+        device_public_key: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["report", b"report", "summary", b"summary"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["report", b"report", "summary", b"summary"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_public_key", b"device_public_key", "report", b"report", "serialized_report", b"serialized_report", "signature", b"signature", "summary", b"summary"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -25,21 +25,21 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17probelink/v1/wire.proto\x12\x0cprobelink.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"8\n\x0bReportFrame\x12\x15\n\rdictionary_id\x18\x01 \x01(\r\x12\x12\n\nzstd_frame\x18\x02 \x01(\x0c\"\x80\x01\n\nDictionary\x12\x15\n\rdictionary_id\x18\x01 \x01(\r\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12trained_on_reports\x18\x04 \x01(\r\"r\n\tReportAck\x12\x11\n\treport_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x11\n\tduplicate\x18\x03 \x01(\x08\x12-\n\tstored_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x80\x01\n\rReportRefusal\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x11\n\treport_id\x18\x02 \x01(\t\x12+\n\x06reason\x18\x03 \x01(\x0e\x32\x1b.probelink.v1.RefusalReason\x12\x0c\n\x04\x63ode\x18\x04 \x01(\r\x12\x0f\n\x07message\x18\x05 \x01(\t*\xe1\x03\n\rRefusalReason\x12\x1e\n\x1aREFUSAL_REASON_UNSPECIFIED\x10\x00\x12\x1b\n\x17REFUSAL_REASON_NOT_ZSTD\x10\x01\x12\"\n\x1eREFUSAL_REASON_NO_CONTENT_SIZE\x10\x02\x12\x1e\n\x1aREFUSAL_REASON_NO_CHECKSUM\x10\x03\x12\x1c\n\x18REFUSAL_REASON_TOO_LARGE\x10\x04\x12\x1c\n\x18REFUSAL_REASON_TRUNCATED\x10\x05\x12 \n\x1cREFUSAL_REASON_TRAILING_DATA\x10\x06\x12\x1a\n\x16REFUSAL_REASON_CORRUPT\x10\x07\x12%\n!REFUSAL_REASON_UNKNOWN_DICTIONARY\x10\x08\x12#\n\x1fREFUSAL_REASON_MALFORMED_REPORT\x10\t\x12!\n\x1dREFUSAL_REASON_INVALID_REPORT\x10\n\x12\x1e\n\x1aREFUSAL_REASON_ID_CONFLICT\x10\x0b\x12$\n REFUSAL_REASON_STORE_UNAVAILABLE\x10\x0c\x12 \n\x1cREFUSAL_REASON_SHUTTING_DOWN\x10\rb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17probelink/v1/wire.proto\x12\x0cprobelink.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"K\n\x0bReportFrame\x12\x15\n\rdictionary_id\x18\x01 \x01(\r\x12\x12\n\nzstd_frame\x18\x02 \x01(\x0c\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"\x80\x01\n\nDictionary\x12\x15\n\rdictionary_id\x18\x01 \x01(\r\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12trained_on_reports\x18\x04 \x01(\r\"r\n\tReportAck\x12\x11\n\treport_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x11\n\tduplicate\x18\x03 \x01(\x08\x12-\n\tstored_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x80\x01\n\rReportRefusal\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x11\n\treport_id\x18\x02 \x01(\t\x12+\n\x06reason\x18\x03 \x01(\x0e\x32\x1b.probelink.v1.RefusalReason\x12\x0c\n\x04\x63ode\x18\x04 \x01(\r\x12\x0f\n\x07message\x18\x05 \x01(\t*\xad\x04\n\rRefusalReason\x12\x1e\n\x1aREFUSAL_REASON_UNSPECIFIED\x10\x00\x12\x1b\n\x17REFUSAL_REASON_NOT_ZSTD\x10\x01\x12\"\n\x1eREFUSAL_REASON_NO_CONTENT_SIZE\x10\x02\x12\x1e\n\x1aREFUSAL_REASON_NO_CHECKSUM\x10\x03\x12\x1c\n\x18REFUSAL_REASON_TOO_LARGE\x10\x04\x12\x1c\n\x18REFUSAL_REASON_TRUNCATED\x10\x05\x12 \n\x1cREFUSAL_REASON_TRAILING_DATA\x10\x06\x12\x1a\n\x16REFUSAL_REASON_CORRUPT\x10\x07\x12%\n!REFUSAL_REASON_UNKNOWN_DICTIONARY\x10\x08\x12#\n\x1fREFUSAL_REASON_MALFORMED_REPORT\x10\t\x12!\n\x1dREFUSAL_REASON_INVALID_REPORT\x10\n\x12\x1e\n\x1aREFUSAL_REASON_ID_CONFLICT\x10\x0b\x12$\n REFUSAL_REASON_STORE_UNAVAILABLE\x10\x0c\x12 \n\x1cREFUSAL_REASON_SHUTTING_DOWN\x10\r\x12$\n REFUSAL_REASON_SIGNATURE_MISSING\x10\x0e\x12$\n REFUSAL_REASON_SIGNATURE_INVALID\x10\x0f\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'probelink.v1.wire_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REFUSALREASON']._serialized_start=511
-  _globals['_REFUSALREASON']._serialized_end=992
+  _globals['_REFUSALREASON']._serialized_start=530
+  _globals['_REFUSALREASON']._serialized_end=1087
   _globals['_REPORTFRAME']._serialized_start=74
-  _globals['_REPORTFRAME']._serialized_end=130
-  _globals['_DICTIONARY']._serialized_start=133
-  _globals['_DICTIONARY']._serialized_end=261
-  _globals['_REPORTACK']._serialized_start=263
-  _globals['_REPORTACK']._serialized_end=377
-  _globals['_REPORTREFUSAL']._serialized_start=380
-  _globals['_REPORTREFUSAL']._serialized_end=508
+  _globals['_REPORTFRAME']._serialized_end=149
+  _globals['_DICTIONARY']._serialized_start=152
+  _globals['_DICTIONARY']._serialized_end=280
+  _globals['_REPORTACK']._serialized_start=282
+  _globals['_REPORTACK']._serialized_end=396
+  _globals['_REPORTREFUSAL']._serialized_start=399
+  _globals['_REPORTREFUSAL']._serialized_end=527
 # @@protoc_insertion_point(module_scope)

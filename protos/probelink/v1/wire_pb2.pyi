@@ -51,6 +51,12 @@ class _RefusalReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Refusal
     """The database could not commit; nothing was stored. Resend later."""
     REFUSAL_REASON_SHUTTING_DOWN: _RefusalReason.ValueType  # 13
     """The server is shutting down; nothing was stored. Resend to it or another replica."""
+    REFUSAL_REASON_SIGNATURE_MISSING: _RefusalReason.ValueType  # 14
+    """The frame carries no signature (ReportFrame.signature is empty or not 64 bytes)."""
+    REFUSAL_REASON_SIGNATURE_INVALID: _RefusalReason.ValueType  # 15
+    """The signature does not verify with the device's registered key: the report was
+    altered after signing, or signed with another key. Resending it cannot help.
+    """
 
 class RefusalReason(_RefusalReason, metaclass=_RefusalReasonEnumTypeWrapper):
     """Why the server refused a report. Every refusal is counted by reason."""
@@ -82,6 +88,12 @@ REFUSAL_REASON_STORE_UNAVAILABLE: RefusalReason.ValueType  # 12
 """The database could not commit; nothing was stored. Resend later."""
 REFUSAL_REASON_SHUTTING_DOWN: RefusalReason.ValueType  # 13
 """The server is shutting down; nothing was stored. Resend to it or another replica."""
+REFUSAL_REASON_SIGNATURE_MISSING: RefusalReason.ValueType  # 14
+"""The frame carries no signature (ReportFrame.signature is empty or not 64 bytes)."""
+REFUSAL_REASON_SIGNATURE_INVALID: RefusalReason.ValueType  # 15
+"""The signature does not verify with the device's registered key: the report was
+altered after signing, or signed with another key. Resending it cannot help.
+"""
 Global___RefusalReason: _TypeAlias = RefusalReason  # noqa: Y015
 
 @_typing.final
@@ -95,19 +107,27 @@ class ReportFrame(_message.Message):
 
     DICTIONARY_ID_FIELD_NUMBER: _builtins.int
     ZSTD_FRAME_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
     dictionary_id: _builtins.int
     """The dictionary the frame was compressed with (Dictionary.dictionary_id); 0 = none."""
     zstd_frame: _builtins.bytes
     """Exactly one zstd frame, nothing before or after it."""
+    signature: _builtins.bytes
+    """Ed25519 signature by the device key registered at enrollment, over the 20 bytes
+    "probelink-report-v1" and a NUL, followed by the SHA-256 of the serialized Report
+    (the frame's decompressed content). The signature covers the report, not its
+    compression, so a resend with another dictionary carries the same signature.
+    """
     def __init__(
         self,
         *,
         dictionary_id: _builtins.int = ...,
         zstd_frame: _builtins.bytes = ...,
+        signature: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dictionary_id", b"dictionary_id", "zstd_frame", b"zstd_frame"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dictionary_id", b"dictionary_id", "signature", b"signature", "zstd_frame", b"zstd_frame"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
