@@ -1,9 +1,10 @@
 """The report codec both sides share: a serialized Report becomes one checked zstd frame.
 
-    encoder = Encoder()                                   # or Encoder(dictionary, 5)
-    frame = encoder.encode(report.SerializeToString())    # a wire_pb2.ReportFrame
+    encoder = Encoder(key=device_key)                     # or Encoder(dictionary, 5, key=…)
+    frame = encoder.encode(report.SerializeToString())    # a signed wire_pb2.ReportFrame
 
-Every frame declares its content size, carries a checksum and (when a dictionary is
+With a device key (`probelink.signing.DeviceKey`) every frame carries the device's
+signature of the report; the server refuses unsigned frames. Every frame declares its content size, carries a checksum and (when a dictionary is
 used) writes the dictionary id in its header: the server checks all three from the
 header before it decompresses anything (`probelink.server.ingest.frames`).
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import zstandard
 
+from probelink.signing import DeviceKey
 from probelink.v1 import wire_pb2
 
 #: Trailing metadata of a refused UploadReport: the RefusalReason, lower case without
@@ -73,14 +75,22 @@ class Encoder:
     """Compresses serialized Reports into ReportFrames with one reusable compressor."""
 
     def __init__(
-        self, dictionary: bytes | None = None, dictionary_id: int = 0, level: int = DEFAULT_LEVEL
+        self,
+        dictionary: bytes | None = None,
+        dictionary_id: int = 0,
+        level: int = DEFAULT_LEVEL,
+        key: DeviceKey | None = None,
     ) -> None:
         self.dictionary_id = dictionary_id
+        self.key = key
         self._compressor = compressor_for(dictionary, dictionary_id, level)
 
     def encode(self, serialized: bytes) -> wire_pb2.ReportFrame:
+        """One frame; signed when the encoder has a key."""
         return wire_pb2.ReportFrame(
-            dictionary_id=self.dictionary_id, zstd_frame=self._compressor.compress(serialized)
+            dictionary_id=self.dictionary_id,
+            zstd_frame=self._compressor.compress(serialized),
+            signature=self.key.sign(serialized) if self.key is not None else b"",
         )
 
 
@@ -89,6 +99,7 @@ def encode_report(
     dictionary: bytes | None = None,
     dictionary_id: int = 0,
     level: int = DEFAULT_LEVEL,
+    key: DeviceKey | None = None,
 ) -> wire_pb2.ReportFrame:
     """One report, one frame; for many reports keep an `Encoder` instead."""
-    return Encoder(dictionary, dictionary_id, level).encode(serialized)
+    return Encoder(dictionary, dictionary_id, level, key).encode(serialized)
