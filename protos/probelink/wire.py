@@ -4,7 +4,9 @@
     frame = encoder.encode(report.SerializeToString())    # a signed wire_pb2.ReportFrame
 
 With a device key (`probelink.signing.DeviceKey`) every frame carries the device's
-signature of the report; the server refuses unsigned frames. Every frame declares its content size, carries a checksum and (when a dictionary is
+signature of the report; the server refuses unsigned frames.
+
+Every frame declares its content size, carries a checksum and (when a dictionary is
 used) writes the dictionary id in its header: the server checks all three from the
 header before it decompresses anything (`probelink.server.ingest.frames`).
 
