@@ -6,6 +6,7 @@
         ...
     spool.ack(report_id)                           # only after the server's ack
     spool.take_unreported_evictions()              # -> goes into the next report
+    spool.reject(report_id, "signature_invalid", "…")   # the server will never take it
 
 A report is written here before it is sent and deleted only when the server acks its
 id, so an agent killed at any moment resends, after restart, what was not acked; the
@@ -20,11 +21,18 @@ server. `take_unreported_evictions` hands that count out and zeroes it in one
 transaction; if the report carrying it could not be spooled, `restore_unreported` puts
 it back, so the count is never lost and never told twice.
 
-Schema (version in `PRAGMA user_version`):
+A report the server refuses for good (it breaks the contract, its signature fails) is
+moved by `reject` to the `rejected` table: resending it forever would only repeat the
+refusal, and deleting it would lose the evidence. The last REJECTED_KEPT stay there with
+the server's reason for a person to look at; all are counted.
+
+Schema (version in `PRAGMA user_version`; version 1 files are migrated in place):
 
     reports   seq (insertion order), report_id (unique), serialized, bytes,
               created_at_us, attempts
-    counters  one row: depth_reports, depth_bytes, evicted_total, evicted_unreported
+    counters  one row: depth_reports, depth_bytes, evicted_total, evicted_unreported,
+              rejected_total (version 2)
+    rejected  report_id, serialized, reason, message, rejected_at_us (version 2)
 
 `seq` orders the reports rather than `created_at_us`, because the wall clock can step
 back (NTP, a dead RTC battery) and the order must not. The depth is kept in the
@@ -43,14 +51,17 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Refused reports kept for a person to inspect; older ones are only counted.
+REJECTED_KEPT = 100
 
-_SCHEMA = """
+_SCHEMA_V1 = """
 CREATE TABLE reports (
     seq           INTEGER NOT NULL UNIQUE,
     report_id     TEXT PRIMARY KEY,
@@ -69,6 +80,17 @@ CREATE TABLE counters (
 INSERT INTO counters VALUES (1, 0, 0, 0, 0);
 """
 
+_SCHEMA_V2 = """
+ALTER TABLE counters ADD COLUMN rejected_total INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE rejected (
+    report_id      TEXT PRIMARY KEY,
+    serialized     BLOB NOT NULL,
+    reason         TEXT NOT NULL,
+    message        TEXT NOT NULL,
+    rejected_at_us INTEGER NOT NULL
+);
+"""
+
 # Below SQLite's smallest compiled-in limit on `?` parameters (999).
 _IN_CHUNK = 500
 
@@ -79,6 +101,15 @@ class SpoolError(Exception):
 
 class ReportTooLarge(ValueError):
     """One report is bigger than the whole spool may hold; nothing was written."""
+
+
+@dataclass(frozen=True)
+class RejectedReport:
+    report_id: str
+    # The server's RefusalReason, lower case without its prefix ("signature_invalid").
+    reason: str
+    message: str
+    rejected_at_us: int
 
 
 class Spool:
@@ -198,6 +229,61 @@ class Spool:
             return gone
 
         return self._write(ack)
+
+    def reject(self, report_id: str, reason: str, message: str) -> bool:
+        """Move a report the server refused for good out of the queue; False if not here.
+
+        It is kept (the last REJECTED_KEPT) with the server's reason, and counted.
+        """
+        _check_id(report_id)
+
+        def reject(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                "DELETE FROM reports WHERE report_id = ? RETURNING serialized, bytes",
+                (report_id,),
+            ).fetchone()
+            if row is None:
+                return False
+            serialized, size = row
+            conn.execute(
+                "INSERT OR REPLACE INTO rejected VALUES (?, ?, ?, ?, ?)",
+                (report_id, serialized, reason, message, time.time_ns() // 1000),
+            )
+            conn.execute(
+                "DELETE FROM rejected WHERE report_id NOT IN "
+                "(SELECT report_id FROM rejected ORDER BY rejected_at_us DESC LIMIT ?)",
+                (REJECTED_KEPT,),
+            )
+            conn.execute(
+                "UPDATE counters SET depth_reports = depth_reports - 1, "
+                "depth_bytes = depth_bytes - ?, rejected_total = rejected_total + 1 "
+                "WHERE id = 1",
+                (size,),
+            )
+            return True
+
+        return self._write(reject)
+
+    def rejected(self) -> tuple[int, list[RejectedReport]]:
+        """(ever rejected, the kept ones newest first)."""
+
+        def read(conn: sqlite3.Connection) -> tuple[int, list[RejectedReport]]:
+            (total,) = conn.execute("SELECT rejected_total FROM counters WHERE id = 1").fetchone()
+            rows = conn.execute(
+                "SELECT report_id, reason, message, rejected_at_us FROM rejected "
+                "ORDER BY rejected_at_us DESC"
+            ).fetchall()
+            return int(total), [RejectedReport(*row) for row in rows]
+
+        return self._read(read)
+
+    def changes(self) -> int:
+        """A number that changes whenever another connection commits to the file.
+
+        The daemon polls it to notice reports another process spooled, at the cost of
+        one tiny query (SQLite's `PRAGMA data_version`).
+        """
+        return int(self._read(lambda conn: conn.execute("PRAGMA data_version").fetchone()[0]))
 
     def mark_attempted(self, report_ids: Iterable[str]) -> None:
         """Count one more send attempt for each id (unknown ids are ignored)."""
@@ -358,18 +444,20 @@ class Spool:
                     f"agent (this one knows up to {SCHEMA_VERSION}); upgrade the agent, or "
                     "move the file away to start an empty spool"
                 )
-            if version == 0:
-                if conn.execute("SELECT 1 FROM sqlite_master").fetchone():
-                    raise SpoolError(
-                        f"{self.path} is an SQLite file but not a spool (it has tables and "
-                        "no spool schema version); point the agent at another state dir"
-                    )
-                # executescript() would COMMIT first; run the statements one by one so the
-                # schema and its version land in this one transaction (a kill mid-way
-                # leaves an empty file that the next start migrates again).
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+            if version == 0 and conn.execute("SELECT 1 FROM sqlite_master").fetchone():
+                raise SpoolError(
+                    f"{self.path} is an SQLite file but not a spool (it has tables and "
+                    "no spool schema version); point the agent at another state dir"
+                )
+            # executescript() would COMMIT first; run the statements one by one so the
+            # schema and its version land in this one transaction (a kill mid-way
+            # leaves the file as it was, and the next start migrates again).
+            for step, script in enumerate((_SCHEMA_V1, _SCHEMA_V2), start=1):
+                if version < step:
+                    for statement in script.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+            if version < SCHEMA_VERSION:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:

@@ -261,6 +261,69 @@ def test_reopen_after_close_keeps_everything(spool_path: Path) -> None:
         assert again.evicted() == (3, 1)
 
 
+def test_reject_moves_a_report_aside_with_the_reason(spool: Spool) -> None:
+    for i in range(3):
+        spool.put(f"r{i}", bytes([i]) * 10)
+    assert spool.reject("r1", "signature_invalid", "the signature does not verify") is True
+    assert spool.reject("r1", "signature_invalid", "again") is False  # already moved
+    assert spool.reject("nope", "malformed_report", "x") is False
+    assert [r for r, _ in spool.pending(10)] == ["r0", "r2"]
+    assert spool.depth() == (2, 20)
+    total, kept = spool.rejected()
+    assert total == 1
+    assert [(r.report_id, r.reason, r.message) for r in kept] == [
+        ("r1", "signature_invalid", "the signature does not verify")
+    ]
+    # The evidence is kept: the bytes the server refused.
+    conn = sqlite3.connect(spool.path)
+    try:
+        assert conn.execute("SELECT serialized FROM rejected").fetchone() == (b"\x01" * 10,)
+    finally:
+        conn.close()
+
+
+def test_only_the_last_rejected_are_kept_but_all_are_counted(spool: Spool) -> None:
+    from probelink.agent.spool import REJECTED_KEPT
+
+    for i in range(REJECTED_KEPT + 5):
+        spool.put(f"r{i}", b"x")
+        spool.reject(f"r{i}", "invalid_report", f"number {i}")
+    total, kept = spool.rejected()
+    assert total == REJECTED_KEPT + 5
+    assert len(kept) == REJECTED_KEPT
+    assert spool.depth() == (0, 0)
+
+
+def test_changes_sees_another_process_commit(spool: Spool, spool_path: Path) -> None:
+    before = spool.changes()
+    assert spool.changes() == before  # nothing happened
+    spool.put("mine", b"x")  # our own commits do not count: we know about them
+    assert spool.changes() == before
+    with Spool(spool_path, max_bytes=BIG, max_reports=1000) as other:
+        other.put("theirs", b"y")
+    assert spool.changes() != before
+
+
+def test_a_version_1_spool_is_migrated_keeping_its_reports(tmp_path: Path) -> None:
+    from probelink.agent.spool import _SCHEMA_V1
+
+    path = tmp_path / "v1.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(_SCHEMA_V1)
+    conn.execute("INSERT INTO reports VALUES (1, 'old', x'01', 1, 0, 2)")
+    conn.execute("UPDATE counters SET depth_reports = 1, depth_bytes = 1, evicted_total = 4")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    with Spool(path, max_bytes=BIG, max_reports=10) as spool:
+        assert spool.pending(10) == [("old", b"\x01")]
+        assert spool.evicted() == (4, 0)
+        assert spool.attempts("old") == 2
+        assert spool.rejected() == (0, [])
+        spool.reject("old", "invalid_report", "x")
+        assert spool.rejected()[0] == 1
+
+
 def test_file_is_private_wal_and_versioned(spool: Spool, spool_path: Path) -> None:
     spool.put("a", b"x")
     assert spool_path.stat().st_mode & 0o777 == 0o600

@@ -1,0 +1,1 @@
+"""`probelink-agent run`: the daemon that keeps a device connected and its reports safe."""
