@@ -5,7 +5,7 @@
     for report_id, data in spool.pending(64):      # oldest first: send a window
         ...
     spool.ack(report_id)                           # only after the server's ack
-    spool.take_unreported_evictions()              # -> goes into the next report
+    spool.put_telling_evictions(report_id, lambda n: serialize_with(n))   # the next report
     spool.reject(report_id, "signature_invalid", "…")   # the server will never take it
 
 A report is written here before it is sent and deleted only when the server acks its
@@ -16,10 +16,10 @@ when `put` or `ack` returns, the change survives a crash or a power cut.
 
 The spool is bounded by count and bytes. When a `put` takes it over a bound it evicts
 the oldest reports (never the one just put) in the same transaction and counts them
-twice: `evicted_total` for ever, and `evicted_unreported` until the daemon has told the
-server. `take_unreported_evictions` hands that count out and zeroes it in one
-transaction; if the report carrying it could not be spooled, `restore_unreported` puts
-it back, so the count is never lost and never told twice.
+twice: `evicted_total` for ever, and `evicted_unreported` until a report has told the
+server. `put_telling_evictions` puts the next report and zeroes that count in ONE
+transaction, the report serialized with the count inside it: either both happen or
+neither, so a crash between them can neither lose the count nor tell it twice.
 
 A report the server refuses for good (it breaks the contract, its signature fails) is
 moved by `reject` to the `rejected` table: resending it forever would only repeat the
@@ -138,33 +138,58 @@ class Spool:
         _check_id(report_id)
         if not isinstance(serialized, bytes | bytearray | memoryview):
             raise TypeError(f"a spooled report is bytes, not {type(serialized).__name__}")
-        size = len(serialized)
+        data = bytes(serialized)
+        return self._write(lambda conn: self._put(conn, report_id, data))
+
+    def put_telling_evictions(
+        self, report_id: str, serialize: Callable[[int], bytes]
+    ) -> tuple[int, int]:
+        """Put the report `serialize(n)` makes, n being the evictions not yet told.
+
+        Returns (n told, evicted for this put). One transaction: the count is zeroed
+        only with the report that carries it. `serialize` runs under the spool's lock,
+        so it should only serialize.
+        """
+        _check_id(report_id)
+
+        def put(conn: sqlite3.Connection) -> tuple[int, int]:
+            (told,) = conn.execute(
+                "SELECT evicted_unreported FROM counters WHERE id = 1"
+            ).fetchone()
+            data = serialize(int(told))
+            if conn.execute("SELECT 1 FROM reports WHERE report_id = ?", (report_id,)).fetchone():
+                return 0, 0  # already spooled, and it told what it told then
+            conn.execute(
+                "UPDATE counters SET evicted_unreported = evicted_unreported - ? WHERE id = 1",
+                (told,),
+            )
+            return int(told), self._put(conn, report_id, data)
+
+        return self._write(put)
+
+    def _put(self, conn: sqlite3.Connection, report_id: str, data: bytes) -> int:
+        size = len(data)
         if size > self.max_bytes:
             raise ReportTooLarge(
                 f"report {report_id} is {size} bytes, more than the whole spool may hold "
                 f"({self.max_bytes} bytes); raise the spool's byte limit or send smaller "
                 "reports. Nothing was spooled."
             )
-        data = bytes(serialized)
-
-        def put(conn: sqlite3.Connection) -> int:
-            if conn.execute("SELECT 1 FROM reports WHERE report_id = ?", (report_id,)).fetchone():
-                return 0
-            (seq,) = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM reports").fetchone()
-            conn.execute(
-                "INSERT INTO reports (seq, report_id, serialized, bytes, created_at_us) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (seq, report_id, data, size, time.time_ns() // 1000),
-            )
-            count, total = conn.execute(
-                "UPDATE counters SET depth_reports = depth_reports + 1, "
-                "depth_bytes = depth_bytes + ? WHERE id = 1 "
-                "RETURNING depth_reports, depth_bytes",
-                (size,),
-            ).fetchone()
-            return self._evict(conn, count, total, below_seq=seq)
-
-        return self._write(put)
+        if conn.execute("SELECT 1 FROM reports WHERE report_id = ?", (report_id,)).fetchone():
+            return 0
+        (seq,) = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM reports").fetchone()
+        conn.execute(
+            "INSERT INTO reports (seq, report_id, serialized, bytes, created_at_us) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (seq, report_id, data, size, time.time_ns() // 1000),
+        )
+        count, total = conn.execute(
+            "UPDATE counters SET depth_reports = depth_reports + 1, "
+            "depth_bytes = depth_bytes + ? WHERE id = 1 "
+            "RETURNING depth_reports, depth_bytes",
+            (size,),
+        ).fetchone()
+        return self._evict(conn, count, total, below_seq=seq)
 
     def _evict(self, conn: sqlite3.Connection, count: int, total: int, below_seq: int) -> int:
         """Drop the oldest reports until both bounds hold again; count them."""
@@ -356,33 +381,6 @@ class Spool:
             ).fetchone()
         )
         return int(total), int(unreported)
-
-    # -- telling the server about evictions -------------------------------------------
-    def take_unreported_evictions(self) -> int:
-        """Return the evictions not yet reported and zero them, in one transaction."""
-
-        def take(conn: sqlite3.Connection) -> int:
-            (n,) = conn.execute("SELECT evicted_unreported FROM counters WHERE id = 1").fetchone()
-            if n:
-                conn.execute("UPDATE counters SET evicted_unreported = 0 WHERE id = 1")
-            return int(n)
-
-        return self._write(take)
-
-    def restore_unreported(self, n: int) -> None:
-        """Give back a count from take_unreported_evictions whose report was not spooled."""
-        if n < 0:
-            raise ValueError(f"cannot restore a negative eviction count ({n})")
-        if n == 0:
-            return
-
-        def restore(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "UPDATE counters SET evicted_unreported = evicted_unreported + ? WHERE id = 1",
-                (n,),
-            )
-
-        self._write(restore)
 
     # -- the file ---------------------------------------------------------------------
     def close(self) -> None:

@@ -209,8 +209,8 @@ def test_bad_arguments_get_clear_errors(spool: Spool, spool_path: Path) -> None:
         spool.ack("")
     with pytest.raises(ValueError, match="limit of 0 or more"):
         spool.pending(-1)
-    with pytest.raises(ValueError, match="negative eviction count"):
-        spool.restore_unreported(-1)
+    with pytest.raises(ValueError, match="report id"):
+        spool.put_telling_evictions("", lambda n: b"x")
     with pytest.raises(ValueError, match="max_bytes must be at least 1"):
         Spool(spool_path, max_bytes=0, max_reports=1)
     with pytest.raises(ValueError, match="max_reports must be at least 1"):
@@ -219,21 +219,39 @@ def test_bad_arguments_get_clear_errors(spool: Spool, spool_path: Path) -> None:
 
 
 # -- telling the server about evictions ----------------------------------------------
-def test_take_and_restore_unreported_evictions(spool_path: Path) -> None:
+def test_the_next_report_tells_the_evictions_in_the_same_commit(spool_path: Path) -> None:
     with Spool(spool_path, max_bytes=BIG, max_reports=2) as spool:
         for i in range(5):
             spool.put(f"r{i}", b"x")
         assert spool.evicted() == (3, 3)
-        assert spool.take_unreported_evictions() == 3
-        assert spool.evicted() == (3, 0)
-        assert spool.take_unreported_evictions() == 0
-        # The report carrying the 3 could not be spooled: the 3 comes back.
-        spool.restore_unreported(3)
-        spool.put("r5", b"x")  # one more eviction meanwhile
-        assert spool.evicted() == (4, 4)
-        assert spool.take_unreported_evictions() == 4
-        spool.restore_unreported(0)
-        assert spool.evicted() == (4, 0)
+        told, evicted = spool.put_telling_evictions("r5", lambda n: f"evicted {n}".encode())
+        # r5 tells the 3; putting it evicts r3, which the next report will tell.
+        assert (told, evicted) == (3, 1)
+        assert spool.evicted() == (4, 1)
+        assert spool.pending(10) == [("r4", b"x"), ("r5", b"evicted 3")]
+        assert spool.put_telling_evictions("r6", lambda n: f"evicted {n}".encode()) == (1, 1)
+        assert spool.put_telling_evictions("r7", lambda n: f"evicted {n}".encode()) == (1, 1)
+        # The same id again: nothing put, nothing told.
+        assert spool.put_telling_evictions("r7", lambda n: b"other") == (0, 0)
+        assert spool.evicted() == (6, 1)
+
+
+def test_a_report_that_cannot_be_spooled_tells_nothing(spool_path: Path) -> None:
+    with Spool(spool_path, max_bytes=10, max_reports=1) as spool:
+        spool.put("r0", b"x")
+        spool.put("r1", b"x")
+        assert spool.evicted() == (1, 1)
+        with pytest.raises(ReportTooLarge):
+            spool.put_telling_evictions("big", lambda n: b"y" * 11)
+
+        def broken(n: int) -> bytes:
+            raise RuntimeError("serializer failed")
+
+        with pytest.raises(RuntimeError, match="serializer failed"):
+            spool.put_telling_evictions("r2", broken)
+        # Both rolled back: the count is still waiting for a report to carry it.
+        assert spool.evicted() == (1, 1)
+        assert [r for r, _ in spool.pending(10)] == ["r1"]
 
 
 # -- the file ------------------------------------------------------------------------
@@ -243,8 +261,7 @@ def test_reopen_after_close_keeps_everything(spool_path: Path) -> None:
             spool.put(f"r{i}", bytes([i]) * 10)
         spool.ack("r3")
         spool.mark_attempted(["r2"])
-        spool.take_unreported_evictions()
-        spool.put("r5", b"5" * 10)  # r3's ack made room: no eviction
+        spool.put_telling_evictions("r5", lambda n: b"5" * 10)  # r3's ack made room
         before = (spool.pending(10), spool.depth(), spool.evicted())
     with Spool(spool_path, max_bytes=BIG, max_reports=3) as again:
         assert (again.pending(10), again.depth(), again.evicted()) == before
