@@ -19,7 +19,13 @@ the oldest reports (never the one just put) in the same transaction and counts t
 twice: `evicted_total` for ever, and `evicted_unreported` until a report has told the
 server. `put_telling_evictions` puts the next report and zeroes that count in ONE
 transaction, the report serialized with the count inside it: either both happen or
-neither, so a crash between them can neither lose the count nor tell it twice.
+neither, so a crash between them can neither lose the count nor tell it twice. The
+report keeps the number it tells (`told`): if it is itself evicted or rejected, that
+number goes back to `evicted_unreported` for the next report, since it will never
+reach the server now. Hence, at any moment:
+
+    evicted_total = told by reports the server acked
+                  + told by reports still in the spool + evicted_unreported
 
 A report the server refuses for good (it breaks the contract, its signature fails) is
 moved by `reject` to the `rejected` table: resending it forever would only repeat the
@@ -29,7 +35,7 @@ the server's reason for a person to look at; all are counted.
 Schema (version in `PRAGMA user_version`; version 1 files are migrated in place):
 
     reports   seq (insertion order), report_id (unique), serialized, bytes,
-              created_at_us, attempts
+              created_at_us, attempts, told (version 2)
     counters  one row: depth_reports, depth_bytes, evicted_total, evicted_unreported,
               rejected_total (version 2)
     rejected  report_id, serialized, reason, message, rejected_at_us (version 2)
@@ -81,6 +87,7 @@ INSERT INTO counters VALUES (1, 0, 0, 0, 0);
 """
 
 _SCHEMA_V2 = """
+ALTER TABLE reports ADD COLUMN told INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE counters ADD COLUMN rejected_total INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE rejected (
     report_id      TEXT PRIMARY KEY,
@@ -163,11 +170,11 @@ class Spool:
                 "UPDATE counters SET evicted_unreported = evicted_unreported - ? WHERE id = 1",
                 (told,),
             )
-            return int(told), self._put(conn, report_id, data)
+            return int(told), self._put(conn, report_id, data, int(told))
 
         return self._write(put)
 
-    def _put(self, conn: sqlite3.Connection, report_id: str, data: bytes) -> int:
+    def _put(self, conn: sqlite3.Connection, report_id: str, data: bytes, told: int = 0) -> int:
         size = len(data)
         if size > self.max_bytes:
             raise ReportTooLarge(
@@ -179,9 +186,9 @@ class Spool:
             return 0
         (seq,) = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM reports").fetchone()
         conn.execute(
-            "INSERT INTO reports (seq, report_id, serialized, bytes, created_at_us) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (seq, report_id, data, size, time.time_ns() // 1000),
+            "INSERT INTO reports (seq, report_id, serialized, bytes, created_at_us, told) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (seq, report_id, data, size, time.time_ns() // 1000, told),
         )
         count, total = conn.execute(
             "UPDATE counters SET depth_reports = depth_reports + 1, "
@@ -195,17 +202,19 @@ class Spool:
         """Drop the oldest reports until both bounds hold again; count them."""
         if count <= self.max_reports and total <= self.max_bytes:
             return 0
-        evicted = evicted_bytes = 0
+        evicted = evicted_bytes = untold = 0
         cutoff = None
         rows = conn.execute(
-            "SELECT seq, bytes FROM reports WHERE seq < ? ORDER BY seq", (below_seq,)
+            "SELECT seq, bytes, told FROM reports WHERE seq < ? ORDER BY seq", (below_seq,)
         )
-        for seq, size in rows:
+        for seq, size, told in rows:
             if count - evicted <= self.max_reports and total - evicted_bytes <= self.max_bytes:
                 break
             cutoff = seq
             evicted += 1
             evicted_bytes += size
+            # What it told will never arrive now: the next report tells it again.
+            untold += told
         rows.close()
         # put() refused anything over max_bytes, so evicting every older report always
         # makes room; the new report itself is never evicted.
@@ -215,7 +224,7 @@ class Spool:
             "UPDATE counters SET depth_reports = depth_reports - ?, "
             "depth_bytes = depth_bytes - ?, evicted_total = evicted_total + ?, "
             "evicted_unreported = evicted_unreported + ? WHERE id = 1",
-            (evicted, evicted_bytes, evicted, evicted),
+            (evicted, evicted_bytes, evicted, evicted + untold),
         )
         return evicted
 
@@ -264,12 +273,12 @@ class Spool:
 
         def reject(conn: sqlite3.Connection) -> bool:
             row = conn.execute(
-                "DELETE FROM reports WHERE report_id = ? RETURNING serialized, bytes",
+                "DELETE FROM reports WHERE report_id = ? RETURNING serialized, bytes, told",
                 (report_id,),
             ).fetchone()
             if row is None:
                 return False
-            serialized, size = row
+            serialized, size, told = row
             conn.execute(
                 "INSERT OR REPLACE INTO rejected VALUES (?, ?, ?, ?, ?)",
                 (report_id, serialized, reason, message, time.time_ns() // 1000),
@@ -281,9 +290,9 @@ class Spool:
             )
             conn.execute(
                 "UPDATE counters SET depth_reports = depth_reports - 1, "
-                "depth_bytes = depth_bytes - ?, rejected_total = rejected_total + 1 "
-                "WHERE id = 1",
-                (size,),
+                "depth_bytes = depth_bytes - ?, rejected_total = rejected_total + 1, "
+                "evicted_unreported = evicted_unreported + ? WHERE id = 1",
+                (size, told),
             )
             return True
 

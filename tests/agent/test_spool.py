@@ -233,7 +233,22 @@ def test_the_next_report_tells_the_evictions_in_the_same_commit(spool_path: Path
         assert spool.put_telling_evictions("r7", lambda n: f"evicted {n}".encode()) == (1, 1)
         # The same id again: nothing put, nothing told.
         assert spool.put_telling_evictions("r7", lambda n: b"other") == (0, 0)
-        assert spool.evicted() == (6, 1)
+        # r7's put evicted r5, which told 3: those 3 never arrive, so they wait again.
+        assert spool.evicted() == (6, 1 + 3)
+        assert [r for r, _ in spool.pending(10)] == ["r6", "r7"]
+        # evicted_total = told by reports still here (r6: 1, r7: 1) + untold (4).
+        told_here = sum(int(data.split()[1]) for _, data in spool.pending(10))
+        assert told_here + spool.evicted()[1] == spool.evicted()[0]
+
+
+def test_a_rejected_report_gives_back_what_it_told(spool_path: Path) -> None:
+    with Spool(spool_path, max_bytes=BIG, max_reports=1) as spool:
+        spool.put("r0", b"x")
+        spool.put("r1", b"x")
+        assert spool.put_telling_evictions("r2", lambda n: b"tells") == (1, 1)
+        assert spool.evicted() == (2, 1)
+        spool.reject("r2", "invalid_report", "x")
+        assert spool.evicted() == (2, 2)
 
 
 def test_a_report_that_cannot_be_spooled_tells_nothing(spool_path: Path) -> None:
