@@ -14,14 +14,22 @@ The signature is Ed25519 over `CONTEXT + SHA-256(serialized report)`:
   digest instead of hashing 8 KiB again;
 - the context string keeps a report signature from ever being valid for another
   message the same key might sign one day (a support-session consent, say).
+
+Two implementations of one algorithm. The server verifies with `cryptography`. The
+agent signs through OpenSSL's libcrypto, which Python's own `hashlib` has already
+loaded, via ctypes: importing `cryptography` would add 7 MiB of resident memory to a
+daemon whose whole budget is 45 MiB. Ed25519 is deterministic, so both give the same
+signature byte for byte (tested); where libcrypto lacks Ed25519 (OpenSSL < 1.1.1) or
+cannot be found, DeviceKey falls back to `cryptography`.
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+import os
+from pathlib import Path
+from typing import Protocol
 
 CONTEXT = b"probelink-report-v1\x00"
 PUBLIC_KEY_BYTES = 32
@@ -45,6 +53,8 @@ def check_public_key(public_key: bytes) -> str | None:
     """None if `public_key` is a usable raw Ed25519 public key, else what is wrong."""
     if len(public_key) != PUBLIC_KEY_BYTES:
         return f"an Ed25519 public key is {PUBLIC_KEY_BYTES} raw bytes, not {len(public_key)}"
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     try:
         Ed25519PublicKey.from_public_bytes(public_key)
     except ValueError as err:
@@ -54,6 +64,9 @@ def check_public_key(public_key: bytes) -> str | None:
 
 def verify(public_key: bytes, signature: bytes, digest: bytes) -> bool:
     """Whether `signature` is the key's signature of the report hashing to `digest`."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     if len(signature) != SIGNATURE_BYTES:
         return False
     try:
@@ -63,26 +76,44 @@ def verify(public_key: bytes, signature: bytes, digest: bytes) -> bool:
     return True
 
 
+class _Signer(Protocol):
+    public_key: bytes
+
+    def sign(self, message: bytes) -> bytes: ...
+
+
 class DeviceKey:
     """A device's Ed25519 signing key."""
 
-    def __init__(self, private_key: Ed25519PrivateKey) -> None:
-        self._key = private_key
-        self.public_key: bytes = private_key.public_key().public_bytes_raw()
+    def __init__(self, private_bytes: bytes, use_libcrypto: bool = True) -> None:
+        if len(private_bytes) != PRIVATE_KEY_BYTES:
+            raise ValueError(
+                f"an Ed25519 private key is {PRIVATE_KEY_BYTES} raw bytes, not {len(private_bytes)}"
+            )
+        self._private = bytes(private_bytes)
+        lib = _libcrypto() if use_libcrypto else None
+        self._signer: _Signer = (
+            _LibcryptoSigner(lib, self._private) if lib else _CryptographySigner(self._private)
+        )
+        self.public_key: bytes = self._signer.public_key
 
     @classmethod
     def generate(cls) -> DeviceKey:
-        return cls(Ed25519PrivateKey.generate())
+        # An Ed25519 private key is 32 uniformly random bytes (RFC 8032, 5.1.5).
+        return cls(os.urandom(PRIVATE_KEY_BYTES))
 
     @classmethod
     def from_private_bytes(cls, raw: bytes) -> DeviceKey:
         """The key from its 32 raw private bytes; ValueError if they are not that."""
-        if len(raw) != PRIVATE_KEY_BYTES:
-            raise ValueError(f"an Ed25519 private key is 32 raw bytes, not {len(raw)}")
-        return cls(Ed25519PrivateKey.from_private_bytes(raw))
+        return cls(raw)
 
     def private_bytes(self) -> bytes:
-        return self._key.private_bytes_raw()
+        return self._private
+
+    @property
+    def backend(self) -> str:
+        """ "libcrypto" or "cryptography": which implementation signs."""
+        return "libcrypto" if isinstance(self._signer, _LibcryptoSigner) else "cryptography"
 
     @property
     def key_id(self) -> str:
@@ -90,8 +121,107 @@ class DeviceKey:
 
     def sign(self, serialized: bytes) -> bytes:
         """The signature of a serialized Report (ReportFrame.signature)."""
-        return self._key.sign(signed_message(hashlib.sha256(serialized).digest()))
+        return self._signer.sign(signed_message(hashlib.sha256(serialized).digest()))
 
     def sign_digest(self, digest: bytes) -> bytes:
         """The same, for a report whose SHA-256 the caller already has."""
-        return self._key.sign(signed_message(digest))
+        return self._signer.sign(signed_message(digest))
+
+
+class _CryptographySigner:
+    def __init__(self, private_bytes: bytes) -> None:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        self._key = Ed25519PrivateKey.from_private_bytes(private_bytes)
+        self.public_key = self._key.public_key().public_bytes_raw()
+
+    def sign(self, message: bytes) -> bytes:
+        return self._key.sign(message)
+
+
+# OpenSSL's NID for Ed25519 (obj_mac.h), stable since 1.1.1.
+_NID_ED25519 = 1087
+_LIBCRYPTO: list[ctypes.CDLL | None] = []
+
+
+def _libcrypto() -> ctypes.CDLL | None:
+    """OpenSSL's libcrypto with Ed25519, as already loaded by hashlib; None if absent."""
+    if not _LIBCRYPTO:
+        _LIBCRYPTO.append(_load_libcrypto())
+    return _LIBCRYPTO[0]
+
+
+def _load_libcrypto() -> ctypes.CDLL | None:
+    candidates: list[str] = []
+    try:
+        # The copy hashlib loaded: no second library, no extra memory.
+        for line in Path("/proc/self/maps").read_text().splitlines():
+            path = line.split(maxsplit=5)[-1]
+            if "/libcrypto.so" in path and path not in candidates:
+                candidates.append(path)
+    except OSError:
+        pass
+    candidates += ["libcrypto.so.3", "libcrypto.so.1.1"]
+    for name in candidates:
+        try:
+            lib = ctypes.CDLL(name)
+            _declare(lib)
+        except (OSError, AttributeError):
+            continue
+        return lib
+    return None
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    p, size, c_int = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int
+    lib.EVP_PKEY_new_raw_private_key.argtypes = [c_int, p, ctypes.c_char_p, size]
+    lib.EVP_PKEY_new_raw_private_key.restype = p
+    lib.EVP_PKEY_get_raw_public_key.argtypes = [p, ctypes.c_char_p, ctypes.POINTER(size)]
+    lib.EVP_PKEY_get_raw_public_key.restype = c_int
+    lib.EVP_PKEY_free.argtypes = [p]
+    lib.EVP_PKEY_free.restype = None
+    lib.EVP_MD_CTX_new.argtypes = []
+    lib.EVP_MD_CTX_new.restype = p
+    lib.EVP_MD_CTX_free.argtypes = [p]
+    lib.EVP_MD_CTX_free.restype = None
+    lib.EVP_DigestSignInit.argtypes = [p, p, p, p, p]
+    lib.EVP_DigestSignInit.restype = c_int
+    lib.EVP_DigestSign.argtypes = [p, ctypes.c_char_p, ctypes.POINTER(size), ctypes.c_char_p, size]
+    lib.EVP_DigestSign.restype = c_int
+
+
+class _LibcryptoSigner:
+    def __init__(self, lib: ctypes.CDLL, private_bytes: bytes) -> None:
+        self._lib = lib
+        self._pkey = lib.EVP_PKEY_new_raw_private_key(
+            _NID_ED25519, None, private_bytes, PRIVATE_KEY_BYTES
+        )
+        if not self._pkey:
+            raise ValueError("libcrypto refused the Ed25519 private key")
+        out = ctypes.create_string_buffer(PUBLIC_KEY_BYTES)
+        length = ctypes.c_size_t(PUBLIC_KEY_BYTES)
+        if lib.EVP_PKEY_get_raw_public_key(self._pkey, out, ctypes.byref(length)) != 1:
+            raise ValueError("libcrypto could not derive the Ed25519 public key")
+        self.public_key = out.raw[: length.value]
+
+    def sign(self, message: bytes) -> bytes:
+        lib = self._lib
+        ctx = lib.EVP_MD_CTX_new()
+        if not ctx:
+            raise MemoryError("EVP_MD_CTX_new failed")
+        try:
+            # Ed25519 hashes internally: no digest is named (NULL).
+            if lib.EVP_DigestSignInit(ctx, None, None, None, self._pkey) != 1:
+                raise RuntimeError("EVP_DigestSignInit failed for Ed25519")
+            out = ctypes.create_string_buffer(SIGNATURE_BYTES)
+            length = ctypes.c_size_t(SIGNATURE_BYTES)
+            if lib.EVP_DigestSign(ctx, out, ctypes.byref(length), message, len(message)) != 1:
+                raise RuntimeError("EVP_DigestSign failed for Ed25519")
+            return out.raw[: length.value]
+        finally:
+            lib.EVP_MD_CTX_free(ctx)
+
+    def __del__(self) -> None:
+        pkey, self._pkey = getattr(self, "_pkey", None), None
+        if pkey:
+            self._lib.EVP_PKEY_free(pkey)
