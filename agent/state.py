@@ -1,12 +1,16 @@
-"""The agent's state dir: its device credential, whom it enrolled with, its dictionary.
+"""The agent's state dir: its signing key, credential, where it enrolled, its dictionary.
 
     state = AgentState(default_state_dir())      # $PROBELINK_AGENT_STATE, XDG, ~/.local/state
+    key = state.device_key()                     # made on first use, then always the same
     state.save_enrollment(Enrollment(device_id, "127.0.0.1:50051"), credential)
     state.credential()                           # "pld_…", or None before enrolling
     state.save_dictionary(7, content)            # dictionary-7.zdict; older ones removed
 
 Files (the dir itself is 0700):
 
+    device.key          the device's Ed25519 signing key (32 raw private bytes), mode
+                        0600: it signs every report; the server holds its public half
+                        from enrollment. It outlives an enrollment (see forget_enrollment)
     credential          the device credential from Enroll, mode 0600: it is the
                         device's password, the server keeps only its hash
     device.json         {"device_id": …, "server": …} — which device, enrolled where
@@ -18,13 +22,17 @@ dir): a crash or a full disk never leaves half a credential that looks like a wh
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from probelink.signing import PRIVATE_KEY_BYTES, DeviceKey
+
 STATE_ENV = "PROBELINK_AGENT_STATE"
+_KEY = "device.key"
 _CREDENTIAL = "credential"
 _DEVICE = "device.json"
 _DICTIONARY_GLOB = "dictionary-*.zdict"
@@ -53,8 +61,13 @@ class Enrollment:
     server: str
 
 
-def write_private(path: Path, data: bytes) -> None:
-    """Write `path` atomically with mode 0600 (temp file + fsync + rename + dir fsync)."""
+def write_private(path: Path, data: bytes, replace: bool = True) -> None:
+    """Write `path` atomically with mode 0600 (temp file + fsync + rename + dir fsync).
+
+    With `replace=False` an existing `path` is left alone and FileExistsError raised:
+    the whole file is linked into place, so of two processes creating it at once one
+    wins and the other learns it lost (and reads the winner's).
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         # mkstemp makes 0600 already; say so anyway, it is the point of this function.
@@ -63,7 +76,10 @@ def write_private(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            _link_new(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -72,6 +88,21 @@ def write_private(path: Path, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def _link_new(tmp: str, path: Path) -> None:
+    """Put `tmp` in place as `path` unless `path` exists (FileExistsError)."""
+    try:
+        os.link(tmp, path)
+    except OSError as err:
+        # A file system without hard links: a rename is still atomic, only not exclusive.
+        if err.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+        if path.exists():
+            raise FileExistsError(errno.EEXIST, "exists", str(path)) from err
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
 
 
 class AgentState:
@@ -88,6 +119,40 @@ class AgentState:
             raise StateError(f"cannot create the state dir {self.root}: {err.strerror}") from err
         if not os.access(self.root, os.W_OK | os.X_OK):
             raise StateError(f"cannot write to the state dir {self.root}")
+
+    @property
+    def key_path(self) -> Path:
+        return self.root / _KEY
+
+    def device_key(self) -> DeviceKey:
+        """The device's signing key: read from device.key, or made (0600) on first use.
+
+        Raises StateError when the dir cannot be written or the file is not a key.
+        """
+        path = self.key_path
+        raw = self._read(path)
+        if raw is None:
+            self.ensure()
+            key = DeviceKey.generate()
+            try:
+                write_private(path, key.private_bytes(), replace=False)
+            except FileExistsError:
+                raw = self._read(path)  # another agent process made it first: use theirs
+                if raw is None:
+                    raise StateError(f"{path} appeared and vanished while it was read") from None
+            except OSError as err:
+                raise StateError(f"cannot keep the device signing key in {path}: {err}") from err
+            else:
+                return key
+        try:
+            return DeviceKey.from_private_bytes(raw)
+        except ValueError as err:
+            raise StateError(
+                f"{path} is not a device signing key ({len(raw)} bytes; it should hold "
+                f"{PRIVATE_KEY_BYTES} raw bytes of an Ed25519 private key): it is damaged. "
+                "Move it away, then enroll again (--enroll-secret-file): the agent makes "
+                "a new key and registers it"
+            ) from err
 
     @property
     def credential_path(self) -> Path:
@@ -122,9 +187,14 @@ class AgentState:
         except OSError as err:
             raise StateError(f"cannot keep the device credential in {self.root}: {err}") from err
 
-    def forget_enrollment(self) -> None:
-        """Drop the credential and device.json (the server refused them)."""
-        for name in (_CREDENTIAL, _DEVICE):
+    def forget_enrollment(self, forget_key: bool = False) -> None:
+        """Drop the credential and device.json (the server refused them).
+
+        The signing key stays unless `forget_key`: enrolling again registers the same
+        key, so what the device signed before stays its own.
+        """
+        names = (_CREDENTIAL, _DEVICE, _KEY) if forget_key else (_CREDENTIAL, _DEVICE)
+        for name in names:
             try:
                 (self.root / name).unlink(missing_ok=True)
             except OSError as err:

@@ -6,16 +6,20 @@
     outcome.report_id, outcome.duplicate
 
 The plan is checked before any probe runs (UploadSetupError: bad input, exit 2), so a
-person learns about a missing secret in a second, not after the check. Then:
+person learns about a missing secret — or a damaged signing key — in a second, not after
+the check. Then:
 
-1. No kept credential: Enroll with the secret; keep the credential (0600) and the
+1. No kept credential: Enroll with the secret and the device's public key (its signing
+   key is made on first use, `AgentState.device_key`); keep the credential (0600) and the
    dictionary the server sent, in the state dir (`probelink.agent.state`).
 2. No kept dictionary: ask for the current one (none yet is fine: frames say id 0).
-3. UploadReport, compressed with the kept dictionary. FAILED_PRECONDITION means the
-   server does not know it (restored from a backup, another server): fetch the current
-   one, keep it, re-encode and send once more.
-4. UNAUTHENTICATED on a kept credential (revoked, server reset): with a secret, enroll
-   again once and retry; without one, say how to.
+3. UploadReport, compressed with the kept dictionary and signed with the device key.
+   FAILED_PRECONDITION means the server does not know the dictionary (restored from a
+   backup, another server): fetch the current one, keep it, re-encode and send once more.
+4. UNAUTHENTICATED on a kept credential (revoked, server reset), or a signature the
+   server cannot verify (SIGNATURE_MISSING: the device enrolled before it had a key;
+   SIGNATURE_INVALID: the server holds another key for it): with a secret, enroll again
+   once — registering this key — and retry; without one, say how to.
 
 Any other failure is an UploadFailed carrying the server's message and the status name.
 """
@@ -32,6 +36,7 @@ import zstandard
 from probelink import __version__
 from probelink.agent.state import AgentState, Enrollment, StateError
 from probelink.channel import ClientTls, bearer, open_channel, target_problem
+from probelink.signing import DeviceKey
 from probelink.v1 import gateway_pb2, gateway_pb2_grpc, report_pb2, wire_pb2
 from probelink.wire import REFUSAL_REASON_KEY, Encoder
 
@@ -41,6 +46,8 @@ SECRET_FILE_ENV = "PROBELINK_ENROLL_SECRET_FILE"
 TLS_CA_ENV = "PROBELINK_TLS_CA"
 # Seconds per call. An upload waits for a durable commit; 30 s covers a busy database.
 CALL_TIMEOUT_S = 30.0
+# Refusals (REFUSAL_REASON_KEY) that enrolling again, with this device's key, can cure.
+_KEY_NOT_REGISTERED = ("signature_missing", "signature_invalid")
 
 
 class UploadSetupError(Exception):
@@ -83,6 +90,10 @@ class UploadPlan:
             has_credential = state.credential() is not None
         except StateError as err:
             raise UploadSetupError(f"{err} (choose another with --state-dir)") from None
+        try:
+            state.device_key()  # made now if new; a damaged one is found before the check
+        except StateError as err:
+            raise UploadSetupError(str(err)) from None
         secret = read_secret(secret_file) if secret_file is not None else None
         if secret is None and not has_credential:
             raise UploadSetupError(
@@ -180,12 +191,14 @@ class _Uploader:
     # Set once this run knows the server's current dictionary (from Enroll or a fetch).
     dictionary_checked: bool = False
     device_id: str = field(default="")
+    key: DeviceKey | None = None
 
     @property
     def state(self) -> AgentState:
         return self.plan.state
 
     def run(self, report: report_pb2.Report) -> UploadOutcome:
+        self.key = self.state.device_key()
         credential = self.state.credential()
         if credential is None:
             credential = self._enroll(report.device)
@@ -194,20 +207,20 @@ class _Uploader:
         try:
             return self._upload(report, credential)
         except grpc.RpcError as error:
-            if _code(error) != grpc.StatusCode.UNAUTHENTICATED or self.enrolled:
+            problem = None if self.enrolled else _enroll_again_for(error)
+            if problem is None:
                 raise self._failed(error) from None
-            refused = _details(error)
+            details, status = _details(error), _code(error)
         where = ""
         if kept is not None and kept.server != self.plan.server:
             where = f"; it enrolled with {kept.server}"
         if self.plan.secret is None:
             raise UploadFailed(
-                f"this device's credential was refused ({refused}{where}); "
-                "enroll again with --enroll-secret-file",
-                "UNAUTHENTICATED",
+                f"{problem} ({details}{where}); enroll again with --enroll-secret-file",
+                status.name if status is not None else "UNKNOWN",
             )
         self.say(
-            f"This device's credential was refused ({refused}{where}); enrolling again "
+            f"{problem[0].upper()}{problem[1:]} ({details}{where}); enrolling again "
             f"with the secret in {self.plan.secret_file}."
         )
         self.state.forget_enrollment()
@@ -222,7 +235,10 @@ class _Uploader:
         try:
             response = self.gateway.Enroll(
                 gateway_pb2.EnrollRequest(
-                    enroll_secret=self.plan.secret, identity=identity, agent_version=__version__
+                    enroll_secret=self.plan.secret,
+                    identity=identity,
+                    agent_version=__version__,
+                    device_public_key=self._key().public_key,
                 ),
                 timeout=CALL_TIMEOUT_S,
             )
@@ -308,18 +324,25 @@ class _Uploader:
         else:
             self.state.forget_dictionary()
 
+    def _key(self) -> DeviceKey:
+        if self.key is None:
+            self.key = self.state.device_key()
+        return self.key
+
     def _encoder(self) -> Encoder:
+        """A signing encoder with the kept dictionary (or none)."""
+        key = self._key()
         kept = self.state.dictionary()
         if kept is None:
-            return Encoder()
+            return Encoder(key=key)
         dictionary_id, content = kept
         try:
-            return Encoder(content, dictionary_id)
+            return Encoder(content, dictionary_id, key=key)
         except (ValueError, zstandard.ZstdError) as err:
             # A damaged file in the state dir: drop it, compress without, fetch next time.
             self.say(f"The kept dictionary {dictionary_id} is unusable ({err}); dropping it.")
             self.state.forget_dictionary()
-            return Encoder()
+            return Encoder(key=key)
 
     def _failed(self, error: grpc.RpcError) -> UploadFailed:
         code = _code(error)
@@ -348,6 +371,16 @@ def _details(error: grpc.RpcError) -> str:
         return str(details)
     code = _code(error)
     return code.name if code is not None else str(error)
+
+
+def _enroll_again_for(error: grpc.RpcError) -> str | None:
+    """What went wrong, when enrolling again may cure it; None when it cannot."""
+    code = _code(error)
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return "this device's credential was refused"
+    if code == grpc.StatusCode.INVALID_ARGUMENT and _refusal_reason(error) in _KEY_NOT_REGISTERED:
+        return "the server cannot verify this device's signature with the key it holds"
+    return None
 
 
 def _refusal_reason(error: grpc.RpcError) -> str:

@@ -7,9 +7,10 @@ for PostgreSQL, a fresh schema that is dropped afterwards), so runs never accumu
 
 1. a seeding agent uploads SEED corpus reports and the admin token (from the data dir)
    asks the server to train its dictionary, as a fleet's server has one in steady state;
-2. each client process enrolls with the data dir's enroll secret, gets the credential
-   and the dictionary, opens Connect, says hello and streams reports with 64 in flight
-   (bench/streams.py), each a corpus report with a fresh id, so every one is stored;
+2. each client process enrolls with the data dir's enroll secret and a device key of its
+   own, gets the credential and the dictionary, opens Connect, says hello and streams
+   reports with 64 in flight (bench/streams.py), each a corpus report with a fresh id and
+   signed with its key, so every one is verified and stored;
 3. the server is stopped with SIGTERM, and the stored count must equal seed + acked.
 
 A refusal of any report voids the run.
@@ -32,9 +33,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 import grpc
-from streams import CONNECT, ClientPlan, StreamRate, run_clients
+from streams import CONNECT, ClientPlan, ClientSetup, StreamRate, run_clients
 
 from probelink.server.store.open import open_store
+from probelink.signing import DeviceKey
 from probelink.v1 import admin_pb2, admin_pb2_grpc, gateway_pb2, gateway_pb2_grpc, report_pb2
 
 SEED = 1000
@@ -88,18 +90,20 @@ def real_server(db: str | None, tmp: Path) -> Iterator[_Server]:
             raise RuntimeError("the server did not stop within 60 s of SIGTERM") from None
 
 
-def agent_setup(
-    target: str, client_no: int, data_dir: str
-) -> tuple[list[tuple[str, str]], list[bytes], tuple[int, bytes] | None]:
-    """Enroll as an agent would; (metadata, [hello], the server's dictionary)."""
+def agent_setup(target: str, client_no: int, data_dir: str) -> ClientSetup:
+    """Enroll as an agent would, registering a fresh device key."""
     secret = (Path(data_dir) / "enroll.secret").read_text().strip()
     identity = report_pb2.DeviceIdentity(
         manufacturer="Probelink bench", model="streaming client", serial_number=f"B{client_no:05}"
     )
+    key = DeviceKey.generate()
     with grpc.insecure_channel(target) as channel:
         enrolled = gateway_pb2_grpc.AgentGatewayServiceStub(channel).Enroll(
             gateway_pb2.EnrollRequest(
-                enroll_secret=secret, identity=identity, agent_version="bench"
+                enroll_secret=secret,
+                identity=identity,
+                agent_version="bench",
+                device_public_key=key.public_key,
             ),
             timeout=30,
         )
@@ -110,7 +114,8 @@ def agent_setup(
         dictionary_id=dictionary[0] if dictionary else 0, agent_version="bench"
     )
     metadata = [("authorization", f"Bearer {enrolled.credential}")]
-    return metadata, [gateway_pb2.ConnectRequest(hello=hello).SerializeToString()], dictionary
+    preamble = [gateway_pb2.ConnectRequest(hello=hello).SerializeToString()]
+    return ClientSetup(metadata, preamble, dictionary, key)
 
 
 def _train(server: _Server) -> int:

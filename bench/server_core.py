@@ -3,8 +3,9 @@
     .venv/bin/python bench/server_core.py [--quick] [--runs 3] [--json] [--postgres URL]
 
 Sizes on the realistic corpus (bench/sizes.py); then, `--runs` times over, the bare
-grpc.aio echo stream (bench/echo.py) and the real server's durable ingest
-(bench/ingest.py) with 1 and 8 streaming clients, interleaved so that a busy machine
+grpc.aio echo stream (bench/echo.py) and the real server's durable ingest of signed
+reports (bench/ingest.py: every signature verified, as in production) with 1 and 8
+streaming clients, interleaved so that a busy machine
 moves the ceiling and the figure alike. Each figure is the median over the runs and is
 also shown as a ratio to the echo ceiling with the same number of clients. PostgreSQL
 is measured when --postgres, PROBELINK_BENCH_POSTGRES or PROBELINK_TEST_POSTGRES names
@@ -37,6 +38,8 @@ TARGETS = {
 def run(messages: int, runs: int, reports: int, pg: str | None) -> dict[str, Any]:
     result: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "note": "clients and server share these cores"},
+        # Every ingested report carries an Ed25519 signature the server verifies.
+        "signed_reports": True,
         "messages_per_run": messages,
         "runs": runs,
         "sizes": sizes.measure(reports),

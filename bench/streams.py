@@ -9,6 +9,10 @@ waits for their answers, so connection set-up and the first allocations are not 
 then all clients start together at a barrier. Messages and answers cross as raw bytes
 (serialized ConnectRequest / ConnectResponse) so the echo ceiling and the real server
 cost the clients exactly the same; every answer is parsed, and a refusal stops the run.
+
+Every frame is signed, as an agent's are: with the key the client enrolled with
+(`ClientSetup.key`), or a key of its own against the echo server, so both carry the
+same 64 bytes more. Signing happens while the messages are made, before the clock runs.
 The rate is all timed messages over the span from the first start to the last answer,
 on one monotonic clock shared by the processes.
 """
@@ -27,15 +31,27 @@ from typing import Any
 import grpc
 from corpus import build_corpus
 
+from probelink.signing import DeviceKey
 from probelink.v1 import gateway_pb2
 from probelink.wire import Encoder
 
-# (target, client number, ClientPlan.setup_arg) -> (call metadata, messages to send first,
-# (dictionary id, content) to compress with or None); runs in the client process before
-# anything is timed. A module-level function, so that it can be pickled.
-Setup = Callable[
-    [str, int, str], tuple[list[tuple[str, str]], list[bytes], tuple[int, bytes] | None]
-]
+
+@dataclass(frozen=True)
+class ClientSetup:
+    """What a client learned by enrolling: how to call, and how to make its frames."""
+
+    # Call metadata (the credential), and serialized ConnectRequests to send first.
+    metadata: list[tuple[str, str]]
+    preamble: list[bytes]
+    # (dictionary id, content) to compress with, or None.
+    dictionary: tuple[int, bytes] | None
+    # The key the client registered: its frames must be signed with it.
+    key: DeviceKey
+
+
+# (target, client number, ClientPlan.setup_arg) -> ClientSetup; runs in the client
+# process before anything is timed. A module-level function, so that it can be pickled.
+Setup = Callable[[str, int, str], ClientSetup]
 CONNECT = "/probelink.v1.AgentGatewayService/Connect"
 WINDOW = 64
 WARMUP = 200
@@ -75,11 +91,16 @@ class RefusedError(RuntimeError):
 
 
 def report_messages(
-    client_no: int, count: int, dictionary: tuple[int, bytes] | None = None
+    client_no: int,
+    count: int,
+    dictionary: tuple[int, bytes] | None = None,
+    key: DeviceKey | None = None,
 ) -> list[bytes]:
-    """`count` serialized ConnectRequest(report=…) from the corpus, each a fresh report id."""
+    """`count` serialized ConnectRequest(report=…) from the corpus, each a fresh report id,
+    signed with `key` (a fresh key when none is given)."""
     corpus = build_corpus(CORPUS_REPORTS)
-    encoder = Encoder(dictionary[1], dictionary[0]) if dictionary else Encoder()
+    key = key or DeviceKey.generate()
+    encoder = Encoder(dictionary[1], dictionary[0], key=key) if dictionary else Encoder(key=key)
     out = []
     for i in range(count):
         report = corpus[(client_no * 7919 + i) % len(corpus)]
@@ -131,10 +152,12 @@ async def _client(plan: ClientPlan, barrier: Barrier) -> tuple[float, float]:
     metadata: list[tuple[str, str]] = []
     preamble: list[bytes] = []
     dictionary = plan.dictionary
+    key = None
     if plan.setup is not None:
-        metadata, preamble, given = plan.setup(plan.target, plan.client_no, plan.setup_arg)
-        dictionary = given or dictionary
-    messages = report_messages(plan.client_no, plan.warmup + plan.count, dictionary)
+        setup = plan.setup(plan.target, plan.client_no, plan.setup_arg)
+        metadata, preamble, key = setup.metadata, setup.preamble, setup.key
+        dictionary = setup.dictionary or dictionary
+    messages = report_messages(plan.client_no, plan.warmup + plan.count, dictionary, key)
     loop = asyncio.get_running_loop()
     window = asyncio.Semaphore(plan.window)
     warmed = asyncio.Event()

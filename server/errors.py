@@ -95,6 +95,9 @@ _REFUSAL_CODES: dict[int, grpc.StatusCode] = {
     wire_pb2.REFUSAL_REASON_ID_CONFLICT: grpc.StatusCode.ALREADY_EXISTS,
     wire_pb2.REFUSAL_REASON_STORE_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
     wire_pb2.REFUSAL_REASON_SHUTTING_DOWN: grpc.StatusCode.UNAVAILABLE,
+    # Resending the same frame cannot help: the report must be signed, by the right key.
+    wire_pb2.REFUSAL_REASON_SIGNATURE_MISSING: grpc.StatusCode.INVALID_ARGUMENT,
+    wire_pb2.REFUSAL_REASON_SIGNATURE_INVALID: grpc.StatusCode.INVALID_ARGUMENT,
 }
 
 _CODES: list[tuple[type[ServerError], grpc.StatusCode]] = [

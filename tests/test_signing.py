@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from probelink import signing
 from probelink.signing import (
     CONTEXT,
     DeviceKey,
@@ -15,9 +16,24 @@ from probelink.signing import (
     key_id,
     signed_message,
     verify,
+    verify_with_cryptography,
 )
 
 keys = st.binary(min_size=32, max_size=32)
+
+
+def verify_with_libcrypto(public_key: bytes, signature: bytes, digest: bytes) -> bool:
+    """The libcrypto verifier, which servers without libsodium use."""
+    lib = signing._libcrypto()
+    assert lib is not None
+    return signing._libcrypto_verify(lib, public_key, signature, signed_message(digest))
+
+
+def test_the_server_verifies_with_libsodium_here() -> None:
+    # .ci/run installs libsodium23: the bench figures assume it.
+    assert signing._libsodium() is not None
+
+
 reports = st.binary(max_size=4096)
 
 
@@ -46,6 +62,9 @@ def test_any_changed_bit_fails(private: bytes, serialized: bytes, flip: int) -> 
     forged = bytearray(signature)
     forged[bit // 8] ^= 1 << (bit % 8)
     assert not verify(key.public_key, bytes(forged), digest)
+    for check in (verify_with_cryptography, verify_with_libcrypto):
+        assert not check(key.public_key, bytes(forged), digest)
+        assert check(key.public_key, signature, digest)
     if serialized:
         tampered = bytearray(serialized)
         tampered[flip % len(serialized)] ^= 0x01
@@ -61,6 +80,13 @@ def test_another_key_truncation_and_garbage_fail() -> None:
     assert not verify(key.public_key, signature[:63], digest)
     assert not verify(key.public_key, b"", digest)
     assert not verify(b"\x00" * 31, signature, digest)
+    # Not a point on the curve: both implementations refuse it the same way.
+    for bad_key in (b"\xff" * 32, b"\x00" * 32, other.public_key[:-1] + b"\x80"):
+        verdicts = {
+            check(bad_key, signature, digest)
+            for check in (verify, verify_with_cryptography, verify_with_libcrypto)
+        }
+        assert verdicts == {False}
     # The context string is part of what is signed: a bare digest signature is not valid.
     assert not verify(key.public_key, key._signer.sign(digest), digest)
 

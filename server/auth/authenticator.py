@@ -6,7 +6,8 @@
 Lookups are cached for a couple of seconds: a stream re-checks its credential before
 every report, and the cache keeps that from costing a database read each time, while a
 revocation still takes effect within the TTL on every replica (and at once on the
-replica that revoked, which clears its cache).
+replica that revoked, which clears its cache). A device's `Caller` carries its registered
+public key, so checking each report's signature needs no lookup of its own.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ class Caller:
     label: str
     # A device's own id, or the device a customer token is issued for.
     device_id: str | None
+    # A device's registered Ed25519 public key (None for people, and for a device that
+    # enrolled before keys were kept). Cached with the credential, so verifying a
+    # report's signature costs no database read.
+    public_key: bytes | None = None
 
     def may_read(self, device_id: str) -> bool:
         """Whether this caller may read the data of `device_id`."""
@@ -105,7 +110,9 @@ class Authenticator:
                     f"device {device.device_id} was revoked; enroll again with a valid "
                     "enroll secret"
                 )
-            return Caller(roles.DEVICE, device.device_id, device.model, device.device_id)
+            return Caller(
+                roles.DEVICE, device.device_id, device.model, device.device_id, device.public_key
+            )
         if kind == credentials.API_TOKEN:
             token = await self._store.read(store.token_by_hash, digest)
             if token is None:

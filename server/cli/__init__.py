@@ -1,11 +1,13 @@
 """`probelink-server`: the server's commands.
 
     probelink-server serve                    # run the server (SQLite in ./probelink-data)
+    probelink-server run-local                # self-check this machine end to end (make run)
     probelink-server reports list --json      # read what devices sent (needs a token)
     probelink-server token create --role technician --label "desk 3"
 
-Every command but `serve` is a client of a running server: `--server HOST:PORT` and
-`--token T` (or PROBELINK_SERVER / PROBELINK_TOKEN) say which and as whom.
+Every command but `serve` and `run-local` is a client of a running server:
+`--server HOST:PORT` and `--token T` (or PROBELINK_SERVER / PROBELINK_TOKEN) say which
+and as whom.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import typer
 
 from probelink import __version__
 from probelink.server.cli import devices, dicts, reports, secrets, tokens
+from probelink.server.cli.local import run_local
 from probelink.server.cli.serve import serve
 
 app = typer.Typer(
@@ -23,6 +26,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 app.command()(serve)
+app.command("run-local")(run_local)
 app.add_typer(reports.app, name="reports")
 app.add_typer(tokens.app, name="token")
 app.add_typer(secrets.app, name="secret")

@@ -3,10 +3,15 @@
 probelink-server reports list --token-file probelink-data/admin.token
 probelink-server reports list --device 4f1c… --all --json
 probelink-server reports show 0b7e… --format json
+probelink-server reports show 0b7e… --verify      # check the device's signature here
+
+`show --verify` exits 3 when the stored report does not verify with its device's key
+(the other exit codes are the client commands' own: see `probelink.server.cli.client`).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from typing import Annotated
@@ -18,11 +23,13 @@ from rich.table import Table
 from rich.text import Text
 
 from probelink.server.cli.client import Client, JsonOpt, connected, fail, to_dict
+from probelink.server.cli.verify import StoredCheck, check_stored
 from probelink.server.render import (
     format_bytes,
     format_time,
     kind_words,
     render_report,
+    signature_word,
     status_text,
 )
 from probelink.v1 import reports_pb2
@@ -31,6 +38,8 @@ from probelink.v1 import reports_pb2
 MAX_PAGE = 1000
 DEFAULT_LIMIT = 50
 FORMATS = ("text", "json")
+# `show --verify`: the stored report does not verify with its device's key.
+EXIT_NOT_VERIFIED = 3
 
 app = typer.Typer(help="Read stored reports.", no_args_is_help=True)
 
@@ -110,6 +119,7 @@ def _table(summaries: list[reports_pb2.ReportSummary]) -> Table:
     table.add_column("warn", justify="right")
     table.add_column("error", justify="right")
     table.add_column("stored", justify="right", no_wrap=True)
+    table.add_column("signed", no_wrap=True)
     for s in summaries:
         model = " ".join(p for p in (s.manufacturer, s.model) if p) or "-"
         # Text, not str: ids and model names are the devices' words, not rich markup.
@@ -124,6 +134,7 @@ def _table(summaries: list[reports_pb2.ReportSummary]) -> Table:
             Text(str(s.warn_count)),
             Text(str(s.error_count)),
             Text(format_bytes(s.stored_bytes)),
+            signature_word(s),
         )
     return table
 
@@ -135,8 +146,16 @@ def show_report(
     report_id: Annotated[str, typer.Argument(help="The report's id (`reports list` shows them).")],
     output: Annotated[str, typer.Option("--format", help="text (for people) or json.")] = "text",
     json_out: Annotated[bool, typer.Option("--json", help="The same as --format json.")] = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Check the device's signature here, with its registered key (exit 3 if "
+            "the report does not verify).",
+        ),
+    ] = False,
 ) -> None:
-    """Show one stored report: its summary and every result."""
+    """Show one stored report: its summary, its signature and every result."""
     report_id = report_id.strip()
     if not report_id:
         raise fail("the report id is empty: `probelink-server reports list` shows the ids")
@@ -148,8 +167,36 @@ def show_report(
         reports_pb2.GetReportRequest(report_id=report_id),
         hints={grpc.StatusCode.NOT_FOUND: "`probelink-server reports list` shows the ids"},
     )
+    checked = check_stored(response) if check else None
+    report = checked.report if checked is not None else response.report
     if json_out or output == "json":
-        document = {"summary": to_dict(response.summary), "report": to_dict(response.report)}
+        document = {
+            "summary": to_dict(response.summary),
+            "report": to_dict(report),
+            "signature": _signature_json(response, checked),
+        }
         print(json.dumps(document, indent=2))
-        return
-    render_report(Console(highlight=False), response.summary, response.report)
+    else:
+        extra = []
+        if checked is not None:
+            style = "green" if checked.ok else "bold red"
+            extra.append(("checked", Text(f"here: {checked.message}", style=style)))
+        render_report(Console(highlight=False), response.summary, report, extra)
+    if checked is not None and not checked.ok:
+        raise typer.Exit(EXIT_NOT_VERIFIED)
+
+
+def _signature_json(
+    response: reports_pb2.GetReportResponse, checked: StoredCheck | None
+) -> dict[str, object]:
+    """The signature and key as the server holds them, and the local check if made."""
+    document: dict[str, object] = {
+        "verdict": reports_pb2.SignatureVerdict.Name(response.summary.signature),
+        "signing_key": response.summary.signing_key,
+        # Base64, as the protobuf JSON mapping writes bytes.
+        "signature": base64.b64encode(response.signature).decode(),
+        "device_public_key": base64.b64encode(response.device_public_key).decode(),
+    }
+    if checked is not None:
+        document["checked_here"] = {"ok": checked.ok, "message": checked.message}
+    return document

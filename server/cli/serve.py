@@ -1,10 +1,17 @@
-"""`probelink-server serve`: run the server until SIGTERM or Ctrl-C, then stop cleanly."""
+"""`probelink-server serve`: run the server until SIGTERM or Ctrl-C, then stop cleanly.
+
+What an operator must see while it runs (a refused signature, a failed stream) is logged
+to stderr, one line each with its time, level and source: journald and `docker logs`
+take it as it is.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +26,7 @@ from probelink.server.tls import is_loopback, split_listen
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+_LOG_HANDLER = "probelink-serve-stderr"
 
 
 def serve(
@@ -64,6 +72,7 @@ def serve(
 ) -> None:
     """Run the server: gRPC gateway, storage, health, reflection and metrics."""
     err = Console(stderr=True)
+    _log_to_stderr()
     if (tls_cert is None) != (tls_key is None):
         err.print("[red]--tls-cert and --tls-key go together[/red]")
         raise typer.Exit(EXIT_USAGE)
@@ -88,6 +97,18 @@ def serve(
         port_file=port_file,
     )
     raise typer.Exit(asyncio.run(_run(config, json_out, err)))
+
+
+def _log_to_stderr() -> None:
+    """The server's own log lines (the `probelink` loggers, INFO and up) on stderr."""
+    logger = logging.getLogger("probelink")
+    logger.setLevel(logging.INFO)
+    if any(handler.get_name() == _LOG_HANDLER for handler in logger.handlers):
+        return  # serve ran before in this process (tests): one line per event, not two
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(_LOG_HANDLER)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
 
 
 async def _run(config: ServeConfig, json_out: bool, err: Console) -> int:

@@ -37,6 +37,7 @@ from probelink.server.ingest.pipeline import Accepted, Ingestor
 from probelink.server.metrics import Metrics
 from probelink.server.store.async_store import AsyncStore
 from probelink.server.store.base import DeviceRecord
+from probelink.signing import check_public_key
 from probelink.v1 import gateway_pb2, gateway_pb2_grpc, wire_pb2
 
 logger = logging.getLogger(__name__)
@@ -105,6 +106,8 @@ class AgentGateway(gateway_pb2_grpc.AgentGatewayServiceServicer):
             raise Unauthenticated(
                 f"enroll secret {found.secret_id} was revoked; ask an admin for a current one"
             )
+        # Checked once the secret is: a stranger learns nothing from this endpoint.
+        public_key = _public_key(request.device_public_key)
         credential = credentials.new_secret(credentials.DEVICE_CREDENTIAL)
         device = DeviceRecord(
             device_id=str(uuid.uuid4()),
@@ -114,6 +117,7 @@ class AgentGateway(gateway_pb2_grpc.AgentGatewayServiceServicer):
             model=identity.model,
             agent_version=request.agent_version[:_MAX_IDENTITY_FIELD],
             enrolled_at_us=now_us(),
+            public_key=public_key,
         )
         await self.store.write(store.add_device, device)
         response = gateway_pb2.EnrollResponse(device_id=device.device_id, credential=credential)
@@ -133,7 +137,7 @@ class AgentGateway(gateway_pb2_grpc.AgentGatewayServiceServicer):
             raise InvalidArgument("UploadReport needs a frame (the report's zstd frame)")
         self.refuse_if_draining()
         assert caller.device_id is not None
-        ack = await self.ingestor.ingest(request.frame, caller.device_id)
+        ack = await self.ingestor.ingest(request.frame, caller.device_id, caller.public_key)
         return gateway_pb2.UploadReportResponse(ack=ack)
 
     @rpc(_SERVICE + "GetDictionary")
@@ -165,6 +169,9 @@ class AgentGateway(gateway_pb2_grpc.AgentGatewayServiceServicer):
         except ServerError as error:
             await abort(context, error)
         assert caller.device_id is not None
+        # Headers now, not with the first answer: they tell the agent its credential
+        # was accepted, which it would otherwise learn only when a report is acked.
+        await context.send_initial_metadata(())
         outbox: Outbox = asyncio.Queue()
         stream = _Stream(self, caller, outbox)
         self.hub.join(caller.device_id, outbox)
@@ -200,6 +207,23 @@ class AgentGateway(gateway_pb2_grpc.AgentGatewayServiceServicer):
             )
 
 
+def _public_key(public_key: bytes) -> bytes:
+    """The device's public key, if it can verify signatures; else InvalidArgument."""
+    if not public_key:
+        raise InvalidArgument(
+            "device_public_key is empty: every report must be signed, so a device "
+            "registers its Ed25519 public key (32 raw bytes) when it enrolls; upgrade "
+            "the agent to one that signs its reports"
+        )
+    problem = check_public_key(public_key)
+    if problem is not None:
+        raise InvalidArgument(
+            f"device_public_key is not usable ({problem}): send the raw public half of "
+            "the device's Ed25519 key (probelink.signing.DeviceKey.public_key)"
+        )
+    return public_key
+
+
 class _Stream:
     """One Connect stream: reads requests, ingests each report, answers each.
 
@@ -212,6 +236,7 @@ class _Stream:
         self._ingestor = gateway.ingestor
         self._caller = caller
         self._device_id = caller.device_id or ""
+        self._public_key = caller.public_key
         self._outbox = outbox
         self._in_flight = 0
         self._room = asyncio.Event()
@@ -290,7 +315,7 @@ class _Stream:
         try:
             self._gateway.refuse_if_draining()
             accepted = self._ingestor.accept(
-                upload.frame, self._device_id, upload.sequence, started
+                upload.frame, self._device_id, self._public_key, upload.sequence, started
             )
         except IngestRefused as refused:
             if refused.reason == wire_pb2.REFUSAL_REASON_UNKNOWN_DICTIONARY:
@@ -323,7 +348,7 @@ class _Stream:
     ) -> None:
         try:
             ack = await self._ingestor.after_refusal(
-                refused, upload.frame, self._device_id, upload.sequence, started
+                refused, upload.frame, self._device_id, self._public_key, upload.sequence, started
             )
         except IngestRefused as final:
             self._refuse(upload.sequence, final)

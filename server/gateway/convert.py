@@ -108,4 +108,7 @@ def report_summary(row: ReportRow) -> reports_pb2.ReportSummary:
         report_bytes=row.report_bytes,
         stored_bytes=row.stored_bytes,
         dictionary_id=row.dictionary_id,
+        signature=row.signature.verdict,  # type: ignore[arg-type]
+        signing_key=row.signature.signing_key,
+        spool_evicted=s.spool_evicted,
     )

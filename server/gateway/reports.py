@@ -2,7 +2,10 @@
 
 Staff read every device's reports; a device only its own; a customer token only the
 device it was issued for. Reports are served from the stored zstd frame, decompressed
-with the dictionary it was sent with (the server keeps every dictionary it issued).
+with the dictionary it was sent with (the server keeps every dictionary it issued),
+together with the exact serialized bytes, the device's signature of them and its
+registered public key: whoever reads a report can check it again themselves
+(`probelink-server reports show ID --verify`) without trusting this server's verdict.
 """
 
 from __future__ import annotations
@@ -93,6 +96,9 @@ class Reports(reports_pb2_grpc.ReportsServiceServicer):
         return reports_pb2.GetReportResponse(
             summary=report_summary(stored.row),
             report=report,
+            serialized_report=serialized,
+            signature=stored.row.signature.signature,
+            device_public_key=stored.device_public_key or b"",
         )
 
 

@@ -1,14 +1,18 @@
 """One report frame in, one ack or one refusal out: the ingest path end to end.
 
     ingestor = Ingestor(writer, book, metrics, max_content_size=1 << 20)
-    ack = await ingestor.ingest(frame, device_id="…", sequence=7)   # or IngestRefused
+    ack = await ingestor.ingest(frame, device_id="…", public_key=key, sequence=7)
+    # or IngestRefused
 
 Order matters, and is the point of this module: check the frame's header before
-allocating (`frames.py`), decompress within the declared size (`decode.py`), check the
-report against the contract (`validate.py`), then hand it to the group-commit writer and
-answer only after the commit. A report id already stored with the same content is
-acked as a duplicate; with other content (or from another device) it is refused and the
-stored copy stays as it was.
+allocating (`frames.py`), decompress within the declared size (`decode.py`), verify the
+device's signature of the content with the key it registered (`signature.py`) before
+anything else trusts the report, check the report against the contract (`validate.py`),
+then hand it to the group-commit writer and answer only after the commit. A report id
+already stored with the same content is acked as a duplicate (keeping the signature it
+was first stored with: Ed25519 is deterministic, so an honest resend carries the same
+one anyway); with other content (or from another device) it is refused and the stored
+copy stays as it was.
 
 A Connect stream uses the same steps without a coroutine per report — `accept` and
 `writer.enqueue` right away, `answer` when the commit's future resolves — because at
@@ -28,6 +32,7 @@ from probelink.server.errors import IngestRefused, StoreError
 from probelink.server.ingest.decode import decode_frame
 from probelink.server.ingest.dictionaries import DictionaryBook
 from probelink.server.ingest.frames import DEFAULT_MAX_CONTENT_SIZE
+from probelink.server.ingest.signature import SignatureChecker
 from probelink.server.ingest.validate import summarize
 from probelink.server.ingest.writer import GroupCommitWriter
 from probelink.server.metrics import Metrics
@@ -64,16 +69,24 @@ class Ingestor:
         self._on_stored = on_stored
         # Where to look for a dictionary another replica issued since this one started.
         self._store = store
+        self._signatures = SignatureChecker()
 
     async def ingest(
-        self, frame: wire_pb2.ReportFrame, device_id: str, sequence: int = 0
+        self,
+        frame: wire_pb2.ReportFrame,
+        device_id: str,
+        public_key: bytes | None,
+        sequence: int = 0,
     ) -> wire_pb2.ReportAck:
-        """Store the report in `frame` once for `device_id`; raises IngestRefused."""
+        """Store the report in `frame` once for `device_id`, whose registered key is
+        `public_key` (None: it has none); raises IngestRefused."""
         started = time.perf_counter()
         try:
-            accepted = self.accept(frame, device_id, sequence, started)
+            accepted = self.accept(frame, device_id, public_key, sequence, started)
         except IngestRefused as refused:
-            return await self.after_refusal(refused, frame, device_id, sequence, started)
+            return await self.after_refusal(
+                refused, frame, device_id, public_key, sequence, started
+            )
         return await self.committed(accepted)
 
     async def after_refusal(
@@ -81,6 +94,7 @@ class Ingestor:
         refused: IngestRefused,
         frame: wire_pb2.ReportFrame,
         device_id: str,
+        public_key: bytes | None,
         sequence: int,
         started: float,
     ) -> wire_pb2.ReportAck:
@@ -88,7 +102,9 @@ class Ingestor:
         since this one started, learn that dictionary and go on; else re-raise."""
         if not await self._learn_dictionary(refused, frame.dictionary_id):
             raise refused
-        return await self.committed(self.accept(frame, device_id, sequence, started, True))
+        return await self.committed(
+            self.accept(frame, device_id, public_key, sequence, started, True)
+        )
 
     async def committed(self, accepted: Accepted) -> wire_pb2.ReportAck:
         """Wait for `accepted`'s commit; its ack (or IngestRefused)."""
@@ -100,6 +116,7 @@ class Ingestor:
         self,
         frame: wire_pb2.ReportFrame,
         device_id: str,
+        public_key: bytes | None,
         sequence: int = 0,
         started: float | None = None,
         counted: bool = False,
@@ -113,6 +130,7 @@ class Ingestor:
         try:
             decoded = decode_frame(frame, self._book, self.max_content_size)
             report = decoded.report
+            signature = self._signatures.check(frame.signature, public_key, decoded, device_id)
             incoming = IncomingReport(
                 report_id=report.report_id,
                 device_id=device_id,
@@ -121,6 +139,7 @@ class Ingestor:
                 dictionary_id=frame.dictionary_id,
                 report_bytes=len(decoded.serialized),
                 summary=summarize(report, now_us()),
+                signature=signature,
             )
             committed = self._writer.enqueue(incoming)
         except IngestRefused as refused:

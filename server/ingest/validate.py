@@ -8,9 +8,11 @@ enum values this server does not know. proto3 enums are open: an unknown number
 survives parsing as a plain int, so each is checked against the generated enum.
 
 What is checked, and why only this: the id is the idempotency key; kind, times,
-statuses and counts go into the index and drive listing and diagnosis. Enums deeper
-down (a check's status, typed family data) are kept as they came: the stored bytes
-hold them for a newer server, and one odd value there is no reason to lose a report.
+statuses and counts go into the index and drive listing and diagnosis (so does the
+count of reports the agent's spool evicted, `Report.agent.spool_evicted`, taken as it
+came). Enums deeper down (a check's status, typed family data) are kept as they came:
+the stored bytes hold them for a newer server, and one odd value there is no reason to
+lose a report.
 """
 
 from __future__ import annotations
@@ -38,6 +40,19 @@ _NIL_UUID = str(uuid.UUID(int=0))
 
 def _invalid(message: str) -> IngestRefused:
     return IngestRefused(wire_pb2.REFUSAL_REASON_INVALID_REPORT, message)
+
+
+def report_id_of(report: report_pb2.Report) -> str:
+    """The report's id if it is a canonical UUID, else "": for a refusal that comes before
+    the report is judged (a bad signature), so that what is logged and sent back is
+    never a device's arbitrary string."""
+    report_id = report.report_id
+    if len(report_id) != 36:
+        return ""
+    try:
+        return report_id if str(uuid.UUID(report_id)) == report_id else ""
+    except ValueError:
+        return ""
 
 
 def _check_report_id(report_id: str) -> None:
@@ -166,4 +181,5 @@ def _summary(report: report_pb2.Report, now_us: int) -> ReportSummaryFields:
         fail_count=fail,
         warn_count=warn,
         error_count=error,
+        spool_evicted=report.agent.spool_evicted,
     )

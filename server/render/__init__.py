@@ -12,6 +12,8 @@ from probelink.server.render.report_text import (
     format_time,
     kind_words,
     render_report,
+    signature_text,
+    signature_word,
     status_text,
     verdict_text,
 )
@@ -21,6 +23,8 @@ __all__ = [
     "format_time",
     "kind_words",
     "render_report",
+    "signature_text",
+    "signature_word",
     "status_text",
     "verdict_text",
 ]

@@ -3,7 +3,9 @@
     render_report(Console(), response.summary, response.report)
 
 A header (ids, device, kind, times, the overall verdict in plain words, stored vs raw
-size), then one table per category: probe, subject, status, evidence. Colour carries
+size, whether the device's signature was verified and with which key, and any reports
+the device's spool had to drop), then one table per category: probe, subject, status,
+evidence. Colour carries
 the status, but every status is also a word, so it reads the same in a log file or for
 a colour-blind reader. The server has its own renderer: it never imports the agent.
 """
@@ -11,7 +13,7 @@ a colour-blind reader. The server has its own renderer: it never imports the age
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TypeAlias
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -123,6 +125,31 @@ def _storage(summary: reports_pb2.ReportSummary) -> str:
     return f"{format_bytes(stored)} of {format_bytes(raw)}{share}, {codec}"
 
 
+def signature_text(summary: reports_pb2.ReportSummary) -> Text:
+    """What the server found checking the device's signature, with the key's id."""
+    if summary.signature == reports_pb2.SIGNATURE_VERDICT_VERIFIED:
+        return Text(
+            f"verified when stored, with the device's key {summary.signing_key}", style="green"
+        )
+    return Text("not checked: stored before this server verified signatures", style="yellow")
+
+
+def signature_word(summary: reports_pb2.ReportSummary) -> Text:
+    """The verdict in one word, for a table column."""
+    if summary.signature == reports_pb2.SIGNATURE_VERDICT_VERIFIED:
+        return Text("verified", style="green")
+    return Text("-", style="dim")
+
+
+def _evicted(count: int) -> Text:
+    noun = "report" if count == 1 else "reports"
+    return Text(
+        f"the device's spool dropped {count} {noun} unsent before this one (full); "
+        "they will never arrive",
+        style="yellow",
+    )
+
+
 def _counts(summary: reports_pb2.ReportSummary) -> str:
     return (
         f"{summary.result_count} results · {summary.fail_count} failed · "
@@ -130,8 +157,12 @@ def _counts(summary: reports_pb2.ReportSummary) -> str:
     )
 
 
-def header(summary: reports_pb2.ReportSummary, report: report_pb2.Report) -> Table:
-    """The report's facts as a two-column grid."""
+def header(
+    summary: reports_pb2.ReportSummary,
+    report: report_pb2.Report,
+    extra: Sequence[tuple[str, Text]] = (),
+) -> Table:
+    """The report's facts as a two-column grid; `extra` rows go last."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
@@ -146,7 +177,11 @@ def header(summary: reports_pb2.ReportSummary, report: report_pb2.Report) -> Tab
         ("verdict", verdict_text(summary.overall)),
         ("results", _counts(summary)),
         ("stored", _storage(summary)),
+        ("signed", signature_text(summary)),
     ]
+    if summary.spool_evicted:
+        rows.append(("evicted", _evicted(summary.spool_evicted)))
+    rows.extend(extra)
     firmware = ", ".join(f"{f.component} {f.version}" for f in report.device.firmware)
     if firmware:
         rows.insert(2, ("firmware", firmware))
@@ -196,10 +231,14 @@ def category_table(title: str, results: Iterable[probe_pb2.ProbeResult]) -> Tabl
 
 
 def render_report(
-    console: Console, summary: reports_pb2.ReportSummary, report: report_pb2.Report
+    console: Console,
+    summary: reports_pb2.ReportSummary,
+    report: report_pb2.Report,
+    extra: Sequence[tuple[str, Text]] = (),
 ) -> None:
-    """Print the header, then one table per category in the contract's order."""
-    console.print(header(summary, report))
+    """Print the header (with `extra` rows), then one table per category in the
+    contract's order."""
+    console.print(header(summary, report, extra))
     by_category: dict[status_pb2.Category.ValueType, list[probe_pb2.ProbeResult]] = {}
     for result in report.results:
         by_category.setdefault(result.category, []).append(result)

@@ -37,6 +37,26 @@ class ReportSummaryFields:
     fail_count: int
     warn_count: int
     error_count: int
+    # Reports the device's spool evicted unsent, as this report says (Report.agent).
+    spool_evicted: int
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureFields:
+    """The device's signature of a report, and what the server found when it checked it.
+
+    Reports stored before the server checked signatures have `signature` b"",
+    `signing_key` "" and `verdict` 0 (SIGNATURE_VERDICT_UNSPECIFIED).
+    """
+
+    # Ed25519 over probelink.signing.signed_message(content_sha256): 64 bytes.
+    signature: bytes
+    # probelink.signing.key_id of the key it verified with: "SHA256:" + 16 hex digits.
+    signing_key: str
+    verdict: int  # probelink.v1.SignatureVerdict
+
+
+UNSIGNED = SignatureFields(b"", "", 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +73,7 @@ class IncomingReport:
     dictionary_id: int
     report_bytes: int
     summary: ReportSummaryFields
+    signature: SignatureFields
 
 
 class StoreOutcome(enum.Enum):
@@ -82,12 +103,17 @@ class ReportRow:
     stored_bytes: int
     content_sha256: bytes
     summary: ReportSummaryFields
+    signature: SignatureFields
 
 
 @dataclass(frozen=True, slots=True)
 class StoredReport:
     row: ReportRow
     frame: bytes
+    # The sending device's registered public key (None: it enrolled before keys were
+    # kept, or its record is gone): with the row's signature, the report can be checked
+    # again away from the server.
+    device_public_key: bytes | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +148,9 @@ class DeviceRecord:
     agent_version: str
     enrolled_at_us: int
     revoked_at_us: int | None = None
+    # Its raw Ed25519 public key (32 bytes), registered at enrollment; every report it
+    # sends must carry its signature. None for a device enrolled before keys were kept.
+    public_key: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +194,8 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    def get_report(self, report_id: str) -> StoredReport | None: ...
+    def get_report(self, report_id: str) -> StoredReport | None:
+        """The report with its frame, and its device's registered public key."""
 
     @abc.abstractmethod
     def list_reports(

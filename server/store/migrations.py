@@ -131,7 +131,24 @@ _INITIAL = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_INITIAL,)
+_SIGNATURES = Migration(
+    2,
+    "device keys, report signatures, spool evictions",
+    (
+        # NULL for a device enrolled before keys were kept: its reports are refused
+        # (SIGNATURE_MISSING) until it enrolls again.
+        "ALTER TABLE devices ADD COLUMN public_key {blob}",
+        # NULL signature and key, verdict 0 (SIGNATURE_VERDICT_UNSPECIFIED): stored
+        # before the server checked signatures. Every report stored since carries the
+        # signature it was verified with, so it can be checked again later.
+        "ALTER TABLE reports ADD COLUMN signature {blob}",
+        "ALTER TABLE reports ADD COLUMN signing_key TEXT",
+        "ALTER TABLE reports ADD COLUMN signature_verdict INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE reports ADD COLUMN spool_evicted {int64} NOT NULL DEFAULT 0",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_INITIAL, _SIGNATURES)
 LATEST: int = MIGRATIONS[-1].version
 
 

@@ -65,6 +65,10 @@ _ARRAY_TYPES = {
     "fail_count": "integer",
     "warn_count": "integer",
     "error_count": "integer",
+    "spool_evicted": "bigint",
+    "signature": "bytea",
+    "signing_key": "text",
+    "signature_verdict": "integer",
 }
 assert set(_ARRAY_TYPES) == set(REPORT_COLUMNS), "a report column has no array type"
 

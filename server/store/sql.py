@@ -33,6 +33,7 @@ from probelink.server.store.base import (
     IncomingReport,
     ReportRow,
     ReportSummaryFields,
+    SignatureFields,
     Store,
     StoredReport,
     StoreOutcome,
@@ -51,6 +52,7 @@ T = TypeVar("T")
 Row = tuple[Any, ...]
 
 SUMMARY_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(ReportSummaryFields))
+SIGNATURE_COLUMNS = ("signature", "signing_key", "signature_verdict")
 # The order of `report_values` and of `row_of`.
 REPORT_COLUMNS: tuple[str, ...] = (
     "report_id",
@@ -62,8 +64,10 @@ REPORT_COLUMNS: tuple[str, ...] = (
     "content_sha256",
     "frame",
     *SUMMARY_COLUMNS,
+    *SIGNATURE_COLUMNS,
 )
 _ROW_COLUMNS = ", ".join(c for c in REPORT_COLUMNS if c != "frame")
+_SUMMARY_END = 7 + len(SUMMARY_COLUMNS)
 INSERT_REPORT = (
     f"INSERT INTO reports ({', '.join(REPORT_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in REPORT_COLUMNS)})"
@@ -73,9 +77,10 @@ EXISTING_COLUMNS = "report_id, device_id, content_sha256, received_at_us"
 
 _TOKEN_COLUMNS = "token_id, token_hash, role, label, device_id, created_at_us, revoked_at_us"
 _SECRET_COLUMNS = "secret_id, secret_hash, label, created_at_us, revoked_at_us"
+# In DeviceRecord's field order (inserted with dataclasses.astuple).
 _DEVICE_COLUMNS = (
     "device_id, credential_hash, enroll_secret_id, manufacturer, model, agent_version, "
-    "enrolled_at_us, revoked_at_us"
+    "enrolled_at_us, revoked_at_us, public_key"
 )
 _DICTIONARY_COLUMNS = "dictionary_id, content, trained_on_reports, created_at_us"
 BOOTSTRAP_KEY = "bootstrapped_at_us"
@@ -137,11 +142,15 @@ def report_values(item: IncomingReport, received_at_us: int) -> tuple[object, ..
         item.content_sha256,
         item.frame,
         *(getattr(s, name) for name in SUMMARY_COLUMNS),
+        item.signature.signature,
+        item.signature.signing_key,
+        item.signature.verdict,
     )
 
 
 def row_of(r: Row) -> ReportRow:
     """A ReportRow from the columns of `_ROW_COLUMNS`, in order."""
+    signature, signing_key, verdict = r[_SUMMARY_END:]
     return ReportRow(
         report_id=r[0],
         device_id=r[1],
@@ -150,7 +159,11 @@ def row_of(r: Row) -> ReportRow:
         report_bytes=r[4],
         stored_bytes=r[5],
         content_sha256=bytes(r[6]),
-        summary=ReportSummaryFields(*r[7:]),
+        summary=ReportSummaryFields(*r[7:_SUMMARY_END]),
+        # NULL in the rows stored before signatures were checked (migration 2).
+        signature=SignatureFields(
+            bytes(signature) if signature is not None else b"", signing_key or "", verdict
+        ),
     )
 
 
@@ -163,7 +176,8 @@ def _secret(r: Row) -> EnrollSecretRecord:
 
 
 def _device(r: Row) -> DeviceRecord:
-    return DeviceRecord(r[0], bytes(r[1]), r[2], r[3], r[4], r[5], r[6], r[7])
+    public_key = bytes(r[8]) if r[8] is not None else None
+    return DeviceRecord(r[0], bytes(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], public_key)
 
 
 def _dictionary(r: Row) -> DictionaryRecord:
@@ -235,16 +249,16 @@ class SqlStore(Store):
         return self._run(lambda tx: self._store_batch(tx, batch, received_at_us), write=True)
 
     def get_report(self, report_id: str) -> StoredReport | None:
-        row = _one(
-            self._run(
-                lambda tx: tx.query(
-                    f"SELECT {_ROW_COLUMNS}, frame FROM reports WHERE report_id = ?",
-                    (report_id,),
-                ),
-                write=False,
-            )
+        sql = (
+            f"SELECT {_ROW_COLUMNS}, frame, "
+            "(SELECT public_key FROM devices WHERE devices.device_id = reports.device_id) "
+            "FROM reports WHERE report_id = ?"
         )
-        return None if row is None else StoredReport(row_of(row[:-1]), bytes(row[-1]))
+        row = _one(self._run(lambda tx: tx.query(sql, (report_id,)), write=False))
+        if row is None:
+            return None
+        public_key = bytes(row[-1]) if row[-1] is not None else None
+        return StoredReport(row_of(row[:-2]), bytes(row[-2]), public_key)
 
     def list_reports(
         self, device_id: str | None, limit: int, after: tuple[int, str] | None = None
@@ -338,7 +352,7 @@ class SqlStore(Store):
     def add_device(self, device: DeviceRecord) -> None:
         def insert(tx: Tx) -> None:
             changed = tx.run(
-                f"INSERT INTO devices ({_DEVICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                f"INSERT INTO devices ({_DEVICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT DO NOTHING",
                 dataclasses.astuple(device),
             )

@@ -2,12 +2,16 @@
 
 The agent runs as a real process on a captured laptop (so its report is the same on
 every machine); the server runs in this process (`tests.server.running`), and what it
-stored is read back through ReportsService with the admin token.
+stored is read back through ReportsService with the admin token. Every report is signed
+with the device key the agent keeps in its state dir (and registers when it enrolls):
+the server stores it as verified with that key.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 import socket
@@ -22,12 +26,14 @@ import pytest
 from google.protobuf import json_format
 
 from probelink.agent.privacy import SALT_FILE, PrivacyFilter, load_or_create_salt
-from probelink.agent.state import AgentState
+from probelink.agent.state import AgentState, StateError
 from probelink.agent.upload import UploadPlan, upload_report
 from probelink.channel import bearer
 from probelink.probes.results import FAIL
+from probelink.signing import DeviceKey, verify
 from probelink.v1 import admin_pb2, report_pb2, reports_pb2
 from tests.conftest import MACHINES
+from tests.server.conftest import raw_sql
 from tests.server.ingest.reports import varied_reports
 from tests.server.running import RunningServer
 
@@ -105,6 +111,10 @@ class Check:
     def device_id(self) -> str:
         return str(json.loads((self.state_dir / "device.json").read_text())["device_id"])
 
+    @property
+    def key(self) -> DeviceKey:
+        return AgentState(self.state_dir).device_key()
+
     def assert_exit(self, code: int) -> None:
         assert self.proc.returncode == code, (self.proc.stdout, self.proc.stderr)
 
@@ -159,6 +169,16 @@ def test_first_upload_enrolls_and_stores_exactly_the_report_the_check_made(
 
     stored = _stored(server, report.report_id)
     assert stored.report == first.sent
+    # Signed with the device key the agent made and registered when it enrolled.
+    key = first.key
+    assert (stored.summary.signature, stored.summary.signing_key) == (
+        reports_pb2.SIGNATURE_VERDICT_VERIFIED,
+        key.key_id,
+    )
+    assert stored.device_public_key == key.public_key
+    assert verify(
+        key.public_key, stored.signature, hashlib.sha256(stored.serialized_report).digest()
+    )
     # The local report keeps what the filter took out before sending.
     assert report.device.serial_number and not report.device.serial_number.startswith("h:")
     assert stored.report.device.serial_number.startswith("h:")
@@ -183,9 +203,13 @@ def test_first_upload_enrolls_and_stores_exactly_the_report_the_check_made(
     assert sorted(p.name for p in first.state_dir.iterdir()) == [
         "credential",
         "device.json",
+        "device.key",
         "privacy-salt",
     ]
     assert stat.S_IMODE((first.state_dir / "privacy-salt").stat().st_mode) == 0o600
+    # The signing key: 32 raw private bytes, 0600.
+    assert stat.S_IMODE((first.state_dir / "device.key").stat().st_mode) == 0o600
+    assert (first.state_dir / "device.key").read_bytes() == key.private_bytes()
 
     # Later uses keep the credential: no secret needed, no second device.
     second = Check(tmp_path, server.address, name="second")
@@ -198,6 +222,7 @@ def test_first_upload_enrolls_and_stores_exactly_the_report_the_check_made(
     assert [d.device_id for d in _devices(server)] == [first.device_id]
     assert _stored(server, second.report.report_id).report == second.sent
     assert second.device_id == first.device_id
+    assert _stored(server, second.report.report_id).summary.signing_key == key.key_id
 
 
 def test_json_keeps_the_report_and_adds_the_upload(
@@ -269,6 +294,8 @@ def test_a_revoked_device_is_told_and_enrolls_again_when_it_has_the_secret(
     assert f"enrolling again with the secret in {secret_file}" in said
     assert again.device_id != old_device
     assert _stored(server, again.report.report_id).summary.device_id == again.device_id
+    # The key outlives the enrollment: the new device registered the same one.
+    assert _stored(server, again.report.report_id).summary.signing_key == first.key.key_id
     devices = {d.device_id: d.HasField("revoked_at") for d in _devices(server)}
     assert devices == {old_device: True, again.device_id: False}
 
@@ -556,3 +583,128 @@ def test_preview_needs_upload(tmp_path: Path) -> None:
     done = agent("check", "--sysfs-root", str(LAPTOP), "--preview")
     assert done.returncode == 2
     assert "add --upload" in words(done.stderr)
+
+
+# -- the device signing key ---------------------------------------------------------------
+
+
+def test_the_device_key_is_made_once_and_kept_private(tmp_path: Path) -> None:
+    state = AgentState(tmp_path / "state")
+    key = state.device_key()
+    again = AgentState(tmp_path / "state").device_key()
+    assert again.private_bytes() == key.private_bytes()
+    assert stat.S_IMODE(state.key_path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(state.root.stat().st_mode) == 0o700
+    # Dropping the enrollment keeps the key unless asked.
+    state.forget_enrollment()
+    assert state.device_key().public_key == key.public_key
+    state.forget_enrollment(forget_key=True)
+    assert not state.key_path.exists()
+    assert state.device_key().public_key != key.public_key
+
+
+def _make_key(state_dir: str, out: multiprocessing.Queue[bytes]) -> None:
+    out.put(AgentState(Path(state_dir)).device_key().public_key)
+
+
+def test_agents_starting_at_once_agree_on_one_key(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    out: multiprocessing.Queue[bytes] = ctx.Queue()
+    procs = [ctx.Process(target=_make_key, args=(str(tmp_path / "s"), out)) for _ in range(4)]
+    for proc in procs:
+        proc.start()
+    keys = {out.get(timeout=60) for _ in procs}
+    for proc in procs:
+        proc.join(60)
+    assert keys == {AgentState(tmp_path / "s").device_key().public_key}
+    assert [p.name for p in (tmp_path / "s").iterdir()] == ["device.key"]  # no drafts left
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00" * 31, b"\x00" * 64])
+def test_a_damaged_key_file_names_the_file_and_what_to_do(tmp_path: Path, content: bytes) -> None:
+    state = AgentState(tmp_path / "state")
+    state.ensure()
+    state.key_path.write_bytes(content)
+    with pytest.raises(StateError) as caught:
+        state.device_key()
+    message = str(caught.value)
+    assert message.startswith(f"{state.key_path} is not a device signing key ({len(content)} ")
+    assert "Move it away, then enroll again" in message
+    assert state.key_path.read_bytes() == content  # left for the person to look at
+
+
+def test_a_damaged_key_file_stops_the_upload_before_any_probe_runs(
+    tmp_path: Path, server: RunningServer, secret_file: Path
+) -> None:
+    state_dir = tmp_path / "state"
+    state_dir.mkdir(mode=0o700)
+    (state_dir / "device.key").write_bytes(b"not a key")
+    check = Check(tmp_path, server.address, "--enroll-secret-file", str(secret_file))
+    check.assert_exit(2)
+    # Spaces dropped: rich folds the long temporary path anywhere in its error box.
+    said = "".join(words(check.proc.stderr).split())
+    assert f"{state_dir / 'device.key'}isnotadevicesigningkey(9bytes" in said
+    assert "Moveitaway,thenenrollagain" in said
+    assert not check.out.exists()
+    assert _devices(server) == []
+
+
+def test_a_device_enrolled_before_keys_enrolls_again_when_it_has_the_secret(
+    tmp_path: Path, server: RunningServer, secret_file: Path
+) -> None:
+    first = Check(tmp_path, server.address, "--enroll-secret-file", str(secret_file))
+    first.assert_exit(_verdict(first.report))
+    old_device = first.device_id
+    # The server as an older release left it: no key for this device. (Restarted, so no
+    # cached identity still holds the key.)
+    data = server.data_dir
+    server.stop()
+    raw_sql(
+        f"sqlite://{data / 'probelink.db'}",
+        "UPDATE devices SET public_key = NULL WHERE device_id = ?",
+        (old_device,),
+    )
+    with RunningServer(data) as restarted:
+        refused = Check(tmp_path, restarted.address, name="refused")
+        refused.assert_exit(3)
+        said = words(refused.proc.stderr)
+        assert "upload failed (INVALID_ARGUMENT)" in said
+        assert "the server cannot verify this device's signature with the key it holds" in said
+        assert f"device {old_device} enrolled before this server kept device keys" in said
+        assert "enroll again with --enroll-secret-file" in said
+
+        again = Check(
+            tmp_path, restarted.address, "--enroll-secret-file", str(secret_file), name="again"
+        )
+        again.assert_exit(_verdict(again.report))
+        said = words(again.proc.stderr)
+        assert "The server cannot verify this device's signature with the key it holds" in said
+        assert f"enrolling again with the secret in {secret_file}" in said
+        stored = _stored(restarted, again.report.report_id)
+        assert stored.summary.device_id == again.device_id != old_device
+        assert (stored.summary.signature, stored.summary.signing_key) == (
+            reports_pb2.SIGNATURE_VERDICT_VERIFIED,
+            first.key.key_id,
+        )
+
+
+def test_a_replaced_key_is_refused_then_registered_by_enrolling_again(
+    tmp_path: Path, server: RunningServer, secret_file: Path
+) -> None:
+    first = Check(tmp_path, server.address, "--enroll-secret-file", str(secret_file))
+    first.assert_exit(_verdict(first.report))
+    old_key = first.key
+    # The damaged key was moved away, as the message says: the agent makes a new one,
+    # which the server does not know.
+    (first.state_dir / "device.key").rename(tmp_path / "device.key.damaged")
+    refused = Check(tmp_path, server.address, name="refused")
+    refused.assert_exit(3)
+    said = words(refused.proc.stderr)
+    assert "the server cannot verify this device's signature with the key it holds" in said
+    assert f"does not verify with the key device {first.device_id} registered" in said
+    assert old_key.key_id in said
+    again = Check(tmp_path, server.address, "--enroll-secret-file", str(secret_file), name="again")
+    again.assert_exit(_verdict(again.report))
+    new_key = again.key
+    assert new_key.key_id != old_key.key_id
+    assert _stored(server, again.report.report_id).summary.signing_key == new_key.key_id

@@ -1,8 +1,9 @@
 """A real Probelink server for tests: in a thread of this process, or as a process.
 
     with RunningServer(tmp_path) as server:               # 127.0.0.1, a free port
-        device = server.enroll()                          # a fresh device credential
-        ack = device.upload(report)                       # UploadReport, real gRPC
+        device = server.enroll()                          # a fresh credential and key
+        ack = device.upload(report)                       # signed, UploadReport, real gRPC
+        frame = device.encoder(content, 3).encode(data)   # a signed frame to send by hand
         server.admin_token                                # from <data-dir>/admin.token
 
     with ServerProcess(tmp_path, db=url) as proc:         # `probelink-server serve`
@@ -32,6 +33,7 @@ from probelink import wire
 from probelink.channel import bearer, open_channel
 from probelink.server.app import ProbelinkServer
 from probelink.server.config import ServeConfig
+from probelink.signing import DeviceKey
 from probelink.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -39,16 +41,18 @@ from probelink.v1 import (
     gateway_pb2_grpc,
     report_pb2,
     reports_pb2_grpc,
+    wire_pb2,
 )
 
 
 @dataclasses.dataclass
 class Device:
-    """An enrolled device: its id, credential and a channel to the server."""
+    """An enrolled device: its id, credential, signing key and a channel to the server."""
 
     device_id: str
     credential: str
     channel: grpc.Channel
+    key: DeviceKey
     dictionary: gateway_pb2.EnrollResponse | None = None
 
     @property
@@ -59,15 +63,25 @@ class Device:
     def gateway(self) -> gateway_pb2_grpc.AgentGatewayServiceStub:
         return gateway_pb2_grpc.AgentGatewayServiceStub(self.channel)
 
-    def upload_frame(self, frame: Any) -> gateway_pb2.UploadReportResponse:
+    def upload_frame(self, frame: wire_pb2.ReportFrame) -> gateway_pb2.UploadReportResponse:
         return self.gateway.UploadReport(
             gateway_pb2.UploadReportRequest(frame=frame), metadata=self.metadata, timeout=30
         )
 
+    def encoder(self, dictionary: bytes | None = None, dictionary_id: int = 0) -> wire.Encoder:
+        """An encoder whose frames this device has signed."""
+        return wire.Encoder(dictionary, dictionary_id, key=self.key)
+
+    def frame(self, report: report_pb2.Report | bytes) -> wire_pb2.ReportFrame:
+        """`report` (or serialized bytes) as this device sends it: signed, no dictionary."""
+        serialized = report if isinstance(report, bytes) else report.SerializeToString()
+        return self.encoder().encode(serialized)
+
     def upload(
         self, report: report_pb2.Report, encoder: wire.Encoder | None = None
     ) -> gateway_pb2.UploadReportResponse:
-        frame = (encoder or wire.Encoder()).encode(report.SerializeToString())
+        """Upload `report`, compressed by `encoder` (default: signed, no dictionary)."""
+        frame = (encoder or self.encoder()).encode(report.SerializeToString())
         return self.upload_frame(frame)
 
 
@@ -135,17 +149,22 @@ class RunningServer:
     def reports(self) -> reports_pb2_grpc.ReportsServiceStub:
         return reports_pb2_grpc.ReportsServiceStub(self.channel())
 
-    def enroll(self, model: str = "Test Model", secret: str | None = None) -> Device:
+    def enroll(
+        self, model: str = "Test Model", secret: str | None = None, key: DeviceKey | None = None
+    ) -> Device:
+        """A newly enrolled device, registering `key` (default: a fresh one)."""
         channel = self.channel()
+        key = key or DeviceKey.generate()
         response = gateway_pb2_grpc.AgentGatewayServiceStub(channel).Enroll(
             gateway_pb2.EnrollRequest(
                 enroll_secret=secret or self.enroll_secret,
                 identity=report_pb2.DeviceIdentity(manufacturer="Probelink Labs", model=model),
                 agent_version="test",
+                device_public_key=key.public_key,
             ),
             timeout=30,
         )
-        return Device(response.device_id, response.credential, channel, response)
+        return Device(response.device_id, response.credential, channel, key, response)
 
     def token(self, role: int, device_id: str = "") -> str:
         """A fresh API token of `role` (a probelink.v1.Role value)."""
@@ -173,10 +192,16 @@ def serve_argv(data_dir: Path, *args: str, listen: str = "127.0.0.1:0") -> list[
 
 
 class ServerProcess:
-    """`probelink-server serve` as a child process on a free port."""
+    """`probelink-server serve` as a child process on a free port.
+
+    Its stderr (the server's log) goes to a file beside the data dir, `stderr_path`, not
+    a pipe: a server that logs a lot (thousands of refused signatures) would otherwise
+    block once the unread pipe is full.
+    """
 
     def __init__(self, data_dir: Path, *args: str, db: str | None = None) -> None:
         self.data_dir = data_dir
+        self.stderr_path = data_dir.parent / f"{data_dir.name}.stderr"
         self.port_file = data_dir / "port"
         self.argv = [
             *serve_argv(data_dir),
@@ -192,14 +217,15 @@ class ServerProcess:
     def start(self, timeout: float = 30) -> ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port_file.unlink(missing_ok=True)
-        self.proc = subprocess.Popen(
-            self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
+        with self.stderr_path.open("w") as stderr:
+            self.proc = subprocess.Popen(
+                self.argv, stdout=subprocess.PIPE, stderr=stderr, text=True
+            )
         deadline = time.monotonic() + timeout
         while not self.port_file.exists():
             if self.proc.poll() is not None:
-                _, err = self.proc.communicate()
-                raise RuntimeError(f"server exited {self.proc.returncode}: {err}")
+                self.proc.communicate()
+                raise RuntimeError(f"server exited {self.proc.returncode}: {self.stderr()}")
             if time.monotonic() > deadline:
                 raise TimeoutError("the server did not start listening")
             time.sleep(0.02)
@@ -217,12 +243,16 @@ class ServerProcess:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    def stderr(self) -> str:
+        """What the server wrote to stderr so far (this start's)."""
+        return self.stderr_path.read_text(errors="replace")
+
     def terminate(self, timeout: float = 30) -> tuple[int, str, str]:
-        """SIGTERM; the exit code and what the server printed."""
+        """SIGTERM; the exit code and what the server printed (stdout, stderr)."""
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
-        out, err = self.proc.communicate(timeout=timeout)
-        return self.proc.returncode, out, err
+        out, _ = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, out, self.stderr()
 
     def kill(self) -> None:
         assert self.proc is not None

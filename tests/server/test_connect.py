@@ -14,7 +14,6 @@ from typing import Any
 import grpc
 import pytest
 
-from probelink import wire
 from probelink.channel import bearer
 from probelink.v1 import admin_pb2, gateway_pb2, reports_pb2, wire_pb2
 from tests.server.ingest.reports import varied_reports
@@ -46,7 +45,7 @@ async def test_a_pipelined_backlog_is_acked_once_each_after_commit(
 ) -> None:
     device = server.enroll()
     reports = varied_reports(300, seed=2)
-    encoder = wire.Encoder()
+    encoder = device.encoder()
     frames = [encoder.encode(r.SerializeToString()) for r in reports]
     frames.append(frames[10])  # a resend inside the same stream
     answers = await stream_frames(server.address, device.credential, frames)
@@ -63,7 +62,7 @@ async def test_a_bad_frame_is_refused_alone_and_the_stream_goes_on(
     server: RunningServer,
 ) -> None:
     device = server.enroll()
-    good = [wire.encode_report(r.SerializeToString()) for r in varied_reports(3, seed=4)]
+    good = [device.frame(r) for r in varied_reports(3, seed=4)]
     bad = wire_pb2.ReportFrame(zstd_frame=b"definitely not zstd")
     answers = await stream_frames(
         server.address, device.credential, [good[0], bad, good[1], good[2]]
@@ -85,7 +84,7 @@ async def test_the_current_dictionary_goes_down_on_connect_and_when_trained(
     await stream_frames(
         server.address,
         device.credential,
-        [wire.encode_report(r.SerializeToString()) for r in reports[:200]],
+        [device.frame(r) for r in reports[:200]],
     )
     channel, call, queue = await open_stream(server.address, device.credential)
     try:
@@ -101,9 +100,9 @@ async def test_the_current_dictionary_goes_down_on_connect_and_when_trained(
         assert pushed.dictionary == trained
         assert trained.dictionary_id == 1 and trained.trained_on_reports == 200
         # Frames made with it are accepted, and smaller.
-        encoder = wire.Encoder(trained.content, trained.dictionary_id)
+        encoder = device.encoder(trained.content, trained.dictionary_id)
         frame = encoder.encode(reports[200].SerializeToString())
-        plain = wire.encode_report(reports[200].SerializeToString())
+        plain = device.frame(reports[200])
         assert len(frame.zstd_frame) < len(plain.zstd_frame)
         queue.put_nowait(
             gateway_pb2.ConnectRequest(report=gateway_pb2.ReportUpload(sequence=1, frame=frame))
@@ -143,7 +142,7 @@ async def test_revoking_a_device_ends_its_open_stream(server: RunningServer) -> 
     device = server.enroll()
     channel, call, queue = await open_stream(server.address, device.credential)
     try:
-        frame = wire.encode_report(varied_reports(1)[0].SerializeToString())
+        frame = device.frame(varied_reports(1)[0])
         queue.put_nowait(
             gateway_pb2.ConnectRequest(report=gateway_pb2.ReportUpload(sequence=1, frame=frame))
         )
@@ -189,7 +188,7 @@ async def test_dictionaries_are_trained_by_themselves_and_not_too_often(
     ) as server:
         device = server.enroll()
         reports = varied_reports(240, seed=8)
-        encoder = wire.Encoder()
+        encoder = device.encoder()
         first = [encoder.encode(r.SerializeToString()) for r in reports[:120]]
         await stream_frames(server.address, device.credential, first)
         assert _dictionary_ids(server, 1) == 1

@@ -6,11 +6,13 @@
 
 Each frame gets exactly one answer naming its sequence number. An ack only when the
 frame still decodes (checked here with python-zstandard, by the wire contract's rules)
-to exactly the content of a report that was really sent, naming that report's id; a
-refusal otherwise, with a known reason, the gRPC code `status_of` gives that reason
-and a message. Afterwards the server stores exactly the reports it acked, each equal
-to the one sent, still takes a fresh report, says SERVING, and its resident memory
-grew by less than a bound between the first 1,000 frames and the end.
+to exactly the content of a report that was really sent, and carries the device's
+signature of that content, naming that report's id; a refusal otherwise, with a known
+reason, the gRPC code `status_of` gives that reason and a message. Afterwards the
+server stores exactly the reports it acked, each equal to the one sent and marked
+verified with the device's key, still takes a fresh report, says SERVING, logged the
+signature refusals it saw without flooding its log, and its resident memory grew by
+less than a bound between the first 1,000 frames and the end.
 
 Runs twice: against a server with no dictionary, and against one that trained a
 dictionary from 100 stored reports (frames are then made with and without it). The
@@ -21,6 +23,7 @@ from run to run, so the second run's frames (not its checks) vary a little.
 from __future__ import annotations
 
 import collections
+import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +40,7 @@ from probelink.channel import bearer, open_channel
 from probelink.server.errors import IngestRefused, status_of
 from probelink.server.ingest.dictionaries import MIN_TRAINING_REPORTS
 from probelink.server.ingest.frames import DEFAULT_MAX_CONTENT_SIZE, MAX_WINDOW_SIZE
+from probelink.signing import DeviceKey, verify
 from probelink.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -67,6 +71,7 @@ class Target:
     proc: ServerProcess
     channel: grpc.Channel
     credential: str
+    key: DeviceKey
     admin_token: str
     # The valid frames the mutations start from.
     sent: list[Sent]
@@ -190,6 +195,10 @@ def check_batch(target: Target, frames: Sequence[wire_pb2.ReportFrame], tally: T
         assert len(answered) == 1, (sequence, answered)
         (answer,) = answered
         content = honest_content(frame, target.dictionaries)
+        if content is not None and not verify(
+            target.key.public_key, frame.signature, hashlib.sha256(content).digest()
+        ):
+            content = None  # not what the device signed: it must be refused
         expected_id = None if content is None else target.id_of.get(content)
         data = frame.zstd_frame
         where = (
@@ -243,7 +252,8 @@ def stored_reports(target: Target) -> dict[str, reports_pb2.GetReportResponse]:
 
 def _train(target: Target, reports: Sequence[report_pb2.Report]) -> wire_pb2.Dictionary:
     """Store `reports` intact, then have the server train a dictionary from them."""
-    answers = target.stream([wire.Encoder().encode(target.remember(r)) for r in reports])
+    encoder = wire.Encoder(key=target.key)
+    answers = target.stream([encoder.encode(target.remember(r)) for r in reports])
     assert sum(len(a.acks.acks) for a in answers) == len(reports), answers
     target.prestored |= {r.report_id for r in reports}
     admin = admin_pb2_grpc.AdminServiceStub(target.channel)
@@ -262,11 +272,13 @@ def target(
         ServerProcess(data, "--dict-train-after", "0") as proc,
         open_channel(proc.address) as channel,
     ):
+        key = DeviceKey.generate()
         enrolled = gateway_pb2_grpc.AgentGatewayServiceStub(channel).Enroll(
             gateway_pb2.EnrollRequest(
                 enroll_secret=(data / "enroll.secret").read_text().strip(),
                 identity=report_pb2.DeviceIdentity(manufacturer="Probelink Labs", model="Fuzz"),
                 agent_version="test",
+                device_public_key=key.public_key,
             ),
             timeout=30,
         )
@@ -274,24 +286,25 @@ def target(
             proc=proc,
             channel=channel,
             credential=enrolled.credential,
+            key=key,
             admin_token=(data / "admin.token").read_text().strip(),
             sent=[],
             dictionaries={0: b""},
         )
         corpus = varied_reports(MIN_TRAINING_REPORTS + 8, seed=33)
         training, originals = corpus[:MIN_TRAINING_REPORTS], corpus[MIN_TRAINING_REPORTS:]
-        encoders = [wire.Encoder()]
+        encoders = [wire.Encoder(key=key)]
         if request.param == "trained dictionary":
             trained = _train(target, training)
             target.dictionaries[trained.dictionary_id] = trained.content
-            encoders.append(wire.Encoder(trained.content, trained.dictionary_id))
+            encoders.append(wire.Encoder(trained.content, trained.dictionary_id, key=key))
             originals = originals[:4]  # each sent with and without the dictionary
         for report in originals:
             content = target.remember(report)
             for encoder in encoders:
                 frame = encoder.encode(content)
                 assert honest_content(frame, target.dictionaries) == content
-                target.sent.append(Sent(frame.dictionary_id, frame.zstd_frame, content))
+                target.sent.append(Sent.of(frame, content))
         yield target
 
 
@@ -326,10 +339,27 @@ def test_mutated_frames_are_answered_one_by_one_and_none_is_stored(target: Targe
         sent = target.reports[report_id]
         assert got.report == sent
         assert got.summary.report_bytes == len(sent.SerializeToString())
+        assert (got.summary.signature, got.summary.signing_key) == (
+            reports_pb2.SIGNATURE_VERDICT_VERIFIED,
+            target.key.key_id,
+        )
+        assert verify(
+            got.device_public_key, got.signature, hashlib.sha256(got.serialized_report).digest()
+        )
+
+    # Signature refusals reached the server's log, but not one line each.
+    signature_refusals = (
+        tally.refusals["REFUSAL_REASON_SIGNATURE_INVALID"]
+        + tally.refusals["REFUSAL_REASON_SIGNATURE_MISSING"]
+    )
+    logged = [line for line in target.proc.stderr().splitlines() if "WARNING" in line]
+    assert signature_refusals > 10 and logged, (signature_refusals, logged[:3])
+    assert all("signature_" in line and target.key.key_id in line for line in logged), logged[:3]
+    assert len(logged) < signature_refusals
 
     # Still serving: a fresh report is stored, and health says so.
     fresh = varied_reports(1, seed=34)[0]
-    answers = target.stream([wire.Encoder().encode(target.remember(fresh))])
+    answers = target.stream([wire.Encoder(key=target.key).encode(target.remember(fresh))])
     acks = [ack for answer in answers for ack in answer.acks.acks]
     assert [(a.report_id, a.duplicate) for a in acks] == [(fresh.report_id, False)], answers
     health = health_pb2_grpc.HealthStub(target.channel)

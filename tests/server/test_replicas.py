@@ -14,7 +14,6 @@ from pathlib import Path
 import grpc
 import pytest
 
-from probelink import wire
 from probelink.channel import bearer, open_channel
 from probelink.v1 import admin_pb2, gateway_pb2, gateway_pb2_grpc, reports_pb2
 from tests.server.ingest.reports import varied_reports
@@ -44,9 +43,10 @@ def test_two_replicas_share_identities_reports_and_dictionaries(
         device.upload(report)
     trained = a.admin().TrainDictionary(admin_pb2.TrainDictionaryRequest(), metadata=admin)
     dictionary = trained.dictionary
-    # Replica b never saw the training, yet takes a frame made with that dictionary
-    # from a device enrolled on a, and serves the report back.
-    encoder = wire.Encoder(dictionary.content, dictionary.dictionary_id)
+    # Replica b never saw the training or the enrollment, yet takes a frame made with
+    # that dictionary from a device enrolled on a, checks its signature with the key
+    # the device registered on a, and serves the report back.
+    encoder = device.encoder(dictionary.content, dictionary.dictionary_id)
     frame = encoder.encode(reports[120].SerializeToString())
     with open_channel(b.address) as channel:
         stub = gateway_pb2_grpc.AgentGatewayServiceStub(channel)
@@ -59,6 +59,10 @@ def test_two_replicas_share_identities_reports_and_dictionaries(
     )
     assert got.report == reports[120]
     assert got.summary.dictionary_id == dictionary.dictionary_id
+    assert (got.summary.signature, got.summary.signing_key) == (
+        reports_pb2.SIGNATURE_VERDICT_VERIFIED,
+        device.key.key_id,
+    )
     # The same report sent to a is a duplicate, not a second copy.
     assert device.upload(reports[120], encoder).ack.duplicate
 
@@ -70,13 +74,13 @@ def test_a_revocation_on_one_replica_reaches_the_other(
     device = a.enroll()
     with open_channel(b.address) as channel:
         stub = gateway_pb2_grpc.AgentGatewayServiceStub(channel)
-        frame = wire.encode_report(varied_reports(1, seed=72)[0].SerializeToString())
+        frame = device.frame(varied_reports(1, seed=72)[0])
         stub.UploadReport(gateway_pb2.UploadReportRequest(frame=frame), metadata=device.metadata)
         a.admin().RevokeDevice(
             admin_pb2.RevokeDeviceRequest(device_id=device.device_id),
             metadata=bearer(a.admin_token),
         )
-        frame = wire.encode_report(varied_reports(1, seed=73)[0].SerializeToString())
+        frame = device.frame(varied_reports(1, seed=73)[0])
         deadline = time.monotonic() + 30  # b's identity cache holds it for up to 2 s
         while True:
             try:
@@ -88,7 +92,5 @@ def test_a_revocation_on_one_replica_reaches_the_other(
                 assert error.code() == grpc.StatusCode.UNAUTHENTICATED
                 break
             assert time.monotonic() < deadline, "replica b never saw the revocation"
-            frame = wire.encode_report(
-                varied_reports(1, seed=int(time.time()))[0].SerializeToString()
-            )
+            frame = device.frame(varied_reports(1, seed=int(time.time()))[0])
             time.sleep(0.1)

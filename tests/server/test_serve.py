@@ -25,6 +25,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 from probelink import wire
 from probelink.channel import ClientTls, bearer, open_aio_channel, open_channel
 from probelink.server.config import TlsConfig
+from probelink.signing import DeviceKey
 from probelink.v1 import gateway_pb2, gateway_pb2_grpc, reports_pb2, reports_pb2_grpc
 from tests.server.conftest import with_params
 from tests.server.ingest.reports import varied_reports
@@ -234,7 +235,8 @@ async def _burst(
 def test_sigterm_mid_burst_acks_only_what_it_stored(tmp_path: Path) -> None:
     data = tmp_path / "data"
     reports = varied_reports(3000, seed=21)
-    encoder = wire.Encoder()
+    key = DeviceKey.generate()
+    encoder = wire.Encoder(key=key)
     frames: list[object] = [encoder.encode(r.SerializeToString()) for r in reports]
     with ServerProcess(data) as proc:
         secret = (data / "enroll.secret").read_text().strip()
@@ -243,7 +245,9 @@ def test_sigterm_mid_burst_acks_only_what_it_stored(tmp_path: Path) -> None:
         with open_channel(proc.address) as channel:
             enrolled = gateway_pb2_grpc.AgentGatewayServiceStub(channel).Enroll(
                 gateway_pb2.EnrollRequest(
-                    enroll_secret=secret, identity=report_pb2.DeviceIdentity(model="M")
+                    enroll_secret=secret,
+                    identity=report_pb2.DeviceIdentity(model="M"),
+                    device_public_key=key.public_key,
                 ),
                 timeout=30,
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from rich.console import Console
+from rich.text import Text
 
 from probelink.server.render import format_bytes, format_time, render_report
 from probelink.v1 import probe_pb2, report_pb2, reports_pb2, status_pb2
@@ -154,3 +155,27 @@ def test_sizes_and_times() -> None:
     ]
     assert format_time(Timestamp()) == "-"
     assert format_time(_ts(T0 + 0.9)) == "2025-06-01 00:00:00 UTC"
+
+
+def test_the_signature_verdict_and_evictions_follow_the_header() -> None:
+    verified = _summary(
+        signature=reports_pb2.SIGNATURE_VERDICT_VERIFIED,
+        signing_key="SHA256:3f2a00112233aabb",
+        spool_evicted=3,
+    )
+    lines = _render(verified, _report())
+    assert lines[10:12] == [
+        "signed    verified when stored, with the device's key SHA256:3f2a00112233aabb",
+        "evicted   the device's spool dropped 3 reports unsent before this one (full); they "
+        "will never arrive",
+    ]
+    older = _render(_summary(), _report())
+    assert older[10] == "signed    not checked: stored before this server verified signatures"
+    assert not any(line.startswith("evicted") for line in older)
+
+
+def test_extra_rows_come_last_in_the_header() -> None:
+    console = Console(record=True, width=120, color_system=None)
+    render_report(console, _summary(), _report(), [("checked", Text("here: fine"))])
+    lines = [line.rstrip() for line in console.export_text().splitlines()]
+    assert lines[11] == "checked   here: fine"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from probelink.server.errors import IngestRefused
-from probelink.server.ingest.validate import summarize
+from probelink.server.ingest.validate import report_id_of, summarize
 from probelink.server.store.base import ReportSummaryFields
 from probelink.v1 import report_pb2, status_pb2, wire_pb2
 from tests.server.ingest.reports import BASE_SECONDS, MACHINE_NAMES, captured_report
@@ -40,7 +40,22 @@ def test_a_real_report_is_summarized_whole(machine: str) -> None:
         fail_count=statuses["STATUS_FAIL"],
         warn_count=statuses["STATUS_WARN"],
         error_count=statuses["STATUS_ERROR"],
+        spool_evicted=0,
     )
+
+
+def test_the_spool_evictions_the_agent_reports_are_indexed() -> None:
+    report = captured_report()
+    report.agent.spool_evicted = 12
+    assert summarize(report, NOW_US).spool_evicted == 12
+
+
+def test_report_id_of_gives_only_a_canonical_id() -> None:
+    report = captured_report()
+    assert report_id_of(report) == report.report_id
+    for bad in ("", "not-a-uuid", report.report_id.upper(), "x" * 36, "{" + "0" * 34 + "}"):
+        report.report_id = bad
+        assert report_id_of(report) == ""
 
 
 def test_a_report_without_results_is_valid() -> None:

@@ -1,6 +1,6 @@
 """Records for the storage tests: realistic sizes, distinct content per id.
 
-incoming("r1")                      # device d1, a 1.5 KB frame
+incoming("r1")                      # device d1, a 1.5 KB frame, a verified signature
 incoming("r1", device_id="d2")      # same content, another device: a CONFLICT
 """
 
@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib
 import os
 
-from probelink.server.store import IncomingReport
+from probelink.server.store import IncomingReport, SignatureFields
 from probelink.server.store.base import ReportSummaryFields
+from probelink.v1 import reports_pb2
 
 SUMMARY = ReportSummaryFields(
     manufacturer="Acme",
@@ -24,7 +25,17 @@ SUMMARY = ReportSummaryFields(
     fail_count=1,
     warn_count=2,
     error_count=0,
+    spool_evicted=3,
 )
+
+
+def signature_of(content: bytes) -> SignatureFields:
+    """A verified-looking signature that follows `content` (the store does not verify)."""
+    return SignatureFields(
+        hashlib.sha512(content).digest(),
+        "SHA256:0123456789abcdef",
+        reports_pb2.SIGNATURE_VERDICT_VERIFIED,
+    )
 
 
 def incoming(
@@ -45,4 +56,5 @@ def incoming(
         dictionary_id=dictionary_id,
         report_bytes=4096,
         summary=SUMMARY,
+        signature=signature_of(content),
     )

@@ -26,7 +26,8 @@ def secret(secret_id: str, at: int = 1) -> EnrollSecretRecord:
 
 
 def device(device_id: str, at: int = 1) -> DeviceRecord:
-    return DeviceRecord(device_id, h(device_id), "s1", "Acme", "Tab 10", "0.1.0", at)
+    key = h(f"public key of {device_id}")  # 32 bytes, as a raw Ed25519 public key
+    return DeviceRecord(device_id, h(device_id), "s1", "Acme", "Tab 10", "0.1.0", at, None, key)
 
 
 def test_tokens_add_find_by_hash_list_and_revoke(store: Store) -> None:
@@ -113,3 +114,11 @@ def test_a_bootstrap_that_fails_leaves_no_claim(store: Store) -> None:
         store.bootstrap(token("admin", role="admin"), secret("default"))
     assert store.list_enroll_secrets() == []
     assert store.bootstrap(token("admin-2", role="admin"), secret("default")) is True
+
+
+def test_a_device_without_a_key_reads_back_without_one(store: Store) -> None:
+    # As enrolled before the server kept keys (migration 2 adds the column, NULL).
+    legacy = dataclasses.replace(device("d1"), public_key=None)
+    store.add_device(legacy)
+    assert store.get_device("d1") == legacy
+    assert store.device_by_credential(h("d1")) == legacy

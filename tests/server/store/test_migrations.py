@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+
 import pytest
 
 from probelink.server.errors import StoreError
 from probelink.server.store import Store, open_store
+from probelink.server.store.base import UNSIGNED
 from probelink.server.store.migrations import LATEST, MIGRATIONS
+from probelink.server.store.sql import REPORT_COLUMNS, SIGNATURE_COLUMNS, report_values
 from tests.server.conftest import raw_sql
 from tests.server.store.factories import incoming
 
@@ -79,3 +84,36 @@ def test_using_an_unmigrated_database_says_to_migrate(store_url: str) -> None:
             fresh.count_reports()
     finally:
         fresh.close()
+
+
+def test_migration_2_keeps_what_version_1_stored_and_marks_it_unsigned(store_url: str) -> None:
+    old = open_store(store_url)
+    try:
+        # A database as the first release left it: version 1, a device and a report.
+        old._run(functools.partial(old._apply, migration=MIGRATIONS[0]), write=True)  # type: ignore[attr-defined]
+        assert old.schema_version() == 1
+        raw_sql(
+            store_url,
+            "INSERT INTO devices (device_id, credential_hash, enroll_secret_id, manufacturer, "
+            "model, agent_version, enrolled_at_us) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            ("d1", b"hash", "s1", "Acme", "Tab 10", "0.1.0", 1),
+        )
+        item = incoming("r1")
+        columns = [c for c in REPORT_COLUMNS if c not in (*SIGNATURE_COLUMNS, "spool_evicted")]
+        values = dict(zip(REPORT_COLUMNS, report_values(item, 7), strict=True))
+        raw_sql(
+            store_url,
+            f"INSERT INTO reports ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+            [values[c] for c in columns],
+        )
+        assert old.migrate() == LATEST
+        device = old.get_device("d1")
+        assert device is not None and device.public_key is None
+        stored = old.get_report("r1")
+        assert stored is not None
+        assert stored.frame == item.frame
+        assert stored.device_public_key is None
+        assert stored.row.signature == UNSIGNED
+        assert stored.row.summary == dataclasses.replace(item.summary, spool_evicted=0)
+    finally:
+        old.close()

@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
-from probelink.server.store import ReportRow, Store, StoredReport, StoreOutcome, StoreResult
-from tests.server.store.factories import SUMMARY, incoming
+import dataclasses
+
+from probelink.server.store import (
+    DeviceRecord,
+    ReportRow,
+    Store,
+    StoredReport,
+    StoreOutcome,
+    StoreResult,
+)
+from probelink.server.store.base import UNSIGNED
+from tests.server.conftest import raw_sql
+from tests.server.store.factories import SUMMARY, incoming, signature_of
 
 STORED, DUPLICATE, CONFLICT = StoreOutcome.STORED, StoreOutcome.DUPLICATE, StoreOutcome.CONFLICT
 
@@ -21,8 +32,11 @@ def test_a_new_report_is_stored_with_its_frame_byte_for_byte(store: Store) -> No
             stored_bytes=1536,
             content_sha256=item.content_sha256,
             summary=SUMMARY,
+            signature=signature_of(b"report r1"),
         ),
         frame=bytes(range(256)) * 6,
+        # No device d1 is enrolled: no key to hand out.
+        device_public_key=None,
     )
     assert store.get_report("r2") is None
 
@@ -146,6 +160,7 @@ def test_list_for_one_device_and_whole_rows(store: Store) -> None:
         stored_bytes=len(mine.frame),
         content_sha256=mine.content_sha256,
         summary=SUMMARY,
+        signature=signature_of(b"report m1"),
     )
     assert _keys(store.list_reports("mine", limit=10, after=(20, "m2"))) == [(10, "m1")]
     assert store.list_reports("nobody", limit=10) == []
@@ -170,3 +185,31 @@ def test_sample_frames_are_the_newest_with_their_dictionary(store: Store) -> Non
     store.store_reports([new], received_at_us=3)
     assert store.sample_frames(2) == [(2, new.frame), (1, mid.frame)]
     assert store.sample_frames(10) == [(2, new.frame), (1, mid.frame), (0, old.frame)]
+
+
+def test_a_report_reads_back_with_its_devices_registered_key(store: Store) -> None:
+    key = bytes(range(32))
+    store.add_device(
+        DeviceRecord("d1", b"credential hash", "s1", "Acme", "Tab 10", "0.1", 1, None, key)
+    )
+    store.store_reports([incoming("r1"), incoming("r2", device_id="gone")], received_at_us=5)
+    mine = store.get_report("r1")
+    assert mine is not None
+    assert (mine.device_public_key, mine.row.signature) == (key, signature_of(b"report r1"))
+    orphan = store.get_report("r2")
+    assert orphan is not None and orphan.device_public_key is None
+
+
+def test_rows_stored_before_signatures_read_back_unsigned(store: Store, store_url: str) -> None:
+    store.store_reports([incoming("r1")], received_at_us=5)
+    # What migration 2 leaves in a row stored before it: NULLs and the defaults.
+    raw_sql(
+        store_url,
+        "UPDATE reports SET signature = NULL, signing_key = NULL, signature_verdict = 0, "
+        "spool_evicted = 0 WHERE report_id = ?",
+        ("r1",),
+    )
+    stored = store.get_report("r1")
+    assert stored is not None
+    assert stored.row.signature == UNSIGNED
+    assert stored.row.summary == dataclasses.replace(SUMMARY, spool_evicted=0)
