@@ -476,6 +476,103 @@ def list_probes(json_out: JsonOpt = False, sysfs_root: SysfsRootOpt = None) -> N
     Console().print(table)
 
 
+@app.command(
+    "run",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def run_daemon(ctx: typer.Context) -> None:
+    """The daemon: stay connected, send scheduled telemetry, lose no report (--help)."""
+    # `probelink-agent run` is dispatched before typer loads (probelink.agent.entry);
+    # this command is what `python -m probelink.agent.cli run` and the help list see.
+    from probelink.agent.daemon.cli import main as daemon_main
+
+    raise typer.Exit(daemon_main(list(ctx.args)))
+
+
+EXIT_NOT_RUNNING = 3
+
+
+@app.command("status")
+def status(
+    json_out: JsonOpt = False,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--state-dir",
+            envvar=STATE_ENV,
+            help="The daemon's state dir (default: $PROBELINK_AGENT_STATE, XDG state).",
+        ),
+    ] = None,
+) -> None:
+    """The daemon's link, spool depth, last ack, evictions. Exit 3 when it is not running."""
+    from probelink.agent.daemon.status import read_status
+
+    info = read_status(state_dir or default_state_dir())
+    if json_out:
+        sys.stdout.write(json.dumps(info, indent=2) + "\n")
+    else:
+        _print_status(info)
+    raise typer.Exit(EXIT_OK if info["running"] else EXIT_NOT_RUNNING)
+
+
+def _print_status(info: dict[str, object]) -> None:
+    import time
+
+    from rich.table import Table
+
+    def ago(key: str) -> str:
+        when = info.get(key)
+        if not isinstance(when, int | float) or when <= 0:
+            return "never"
+        seconds = max(0, int(time.time() - when))
+        text = f"{seconds} s" if seconds < 120 else f"{seconds // 60} min"
+        return f"{text} ago" if when <= time.time() else f"in {text}"
+
+    console = Console()
+    if info.get("problem"):
+        console.print(str(info["problem"]), markup=False)
+    table = Table(show_header=False, show_edge=False, pad_edge=False, box=None)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    running = bool(info["running"])
+    link = str(info.get("link", "unknown"))
+    if running:
+        table.add_row("daemon", f"running (pid {info.get('pid')})")
+        table.add_row("link", f"{link} to {info.get('server', '?')}, since {ago('link_since')}")
+        if info.get("next_attempt_at") and link == "waiting":
+            table.add_row("next attempt", ago("next_attempt_at"))
+    else:
+        table.add_row("daemon", "[yellow]not running[/yellow]")
+    if info.get("device_id"):
+        table.add_row("device", str(info["device_id"]))
+    table.add_row(
+        "spool", f"{info.get('spool_reports', 0)} reports, {info.get('spool_bytes', 0)} bytes"
+    )
+    table.add_row("last ack", f"{ago('last_ack_at')} {info.get('last_ack_report_id', '')}")
+    table.add_row("last report", ago("last_report_at"))
+    if running:
+        table.add_row("next report", ago("next_report_at"))
+    evicted = info.get("evicted", 0)
+    untold = info.get("evicted_unreported", 0)
+    if evicted:
+        told = f"; {untold} not yet told to the server" if untold else ", all told to the server"
+        table.add_row("evicted", f"{evicted} (the spool was full){told}")
+    else:
+        table.add_row("evicted", "none")
+    rejected = info.get("rejected", 0)
+    last = info.get("last_rejection")
+    if rejected and isinstance(last, dict):
+        table.add_row(
+            "refused", f"[red]{rejected}[/red]; last {last['report_id']}: {last['reason']}"
+        )
+    if info.get("last_error") and link != "connected":
+        table.add_row("last error", str(info["last_error"]))
+    if info.get("spool_problem"):
+        table.add_row("spool", f"[red]{info['spool_problem']}[/red]")
+    console.print(table)
+
+
 def main() -> None:
     try:
         app()

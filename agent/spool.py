@@ -442,6 +442,10 @@ class Spool:
         return conn
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
+        # Up to date (every open but the first): no write lock. `status` opens the spool
+        # every time it is asked, and must never make the daemon wait.
+        if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+            return
         conn.execute("BEGIN IMMEDIATE")
         try:
             (version,) = conn.execute("PRAGMA user_version").fetchone()

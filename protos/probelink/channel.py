@@ -17,7 +17,7 @@ import grpc
 
 # Reports are at most 1 MiB by default; answers (a report read back) a little more.
 MAX_MESSAGE_BYTES = 4 << 20
-_OPTIONS = [
+_OPTIONS: list[tuple[str, int | str]] = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     # Fail fast when nothing listens, instead of waiting for the call's deadline.
@@ -61,11 +61,16 @@ def open_channel(target: str, tls: ClientTls | None = None) -> grpc.Channel:
     return grpc.secure_channel(target, tls.credentials(), options=_OPTIONS)
 
 
-def open_aio_channel(target: str, tls: ClientTls | None = None) -> grpc.aio.Channel:
-    """An asyncio channel to `target` (HOST:PORT)."""
+def open_aio_channel(
+    target: str,
+    tls: ClientTls | None = None,
+    extra_options: list[tuple[str, int | str]] | None = None,
+) -> grpc.aio.Channel:
+    """An asyncio channel to `target` (HOST:PORT); `extra_options` e.g. keepalive."""
+    options = _OPTIONS + (extra_options or [])
     if tls is None:
-        return grpc.aio.insecure_channel(target, options=_OPTIONS)
-    return grpc.aio.secure_channel(target, tls.credentials(), options=_OPTIONS)
+        return grpc.aio.insecure_channel(target, options=options)
+    return grpc.aio.secure_channel(target, tls.credentials(), options=options)
 
 
 def bearer(token: str) -> tuple[tuple[str, str], ...]:
