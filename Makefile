@@ -9,7 +9,7 @@ TYPECHECK_TREE := build/typecheck
 .PHONY: help venv run serve test test-fast check lint format typecheck buf-lint protos protos-check bench bench-selfcheck bench-server clean
 
 help:
-	@echo "make run        self-check this machine (creates $(VENV) on first use)"
+	@echo "make run        self-check this machine end to end: embedded server, agent, stored report"
 	@echo "make test       the whole test-suite"
 	@echo "make check      ruff, mypy and buf lint"
 	@echo "make protos     regenerate the committed code of protos/probelink/v1"
@@ -24,8 +24,10 @@ $(STAMP): pyproject.toml setup.py
 
 venv: $(STAMP)
 
+# The main job in one command: an embedded server (SQLite in ./probelink-data), the agent's
+# self-check uploaded to it, and the stored report read back.
 run: $(STAMP)
-	$(BIN)/probelink-agent check
+	$(BIN)/probelink-server run-local
 
 serve: $(STAMP)
 	$(BIN)/probelink-server serve
