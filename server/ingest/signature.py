@@ -9,18 +9,16 @@ The device signs `probelink.signing.signed_message(SHA-256(serialized report))` 
 Ed25519 key it registered when it enrolled. The server verifies with that key (carried
 by the authenticated `Caller`, so no database read per report) and the digest it has
 computed anyway for idempotency (`DecodedReport.sha256`): one Ed25519 verification per
-report, about 110 µs here, and no second hash.
+report and no second hash.
 
-Why on the event loop and not in a thread, and what it costs: `cryptography` releases
-the GIL inside each verification and must win it back afterwards. A verifier thread
-therefore waits for the busy loop after every signature (against a spinning main thread
-it managed under 200 a second); fed whole batches it was measured with the ingest bench
-(8 agents, SQLite, same runs) at 1,956 against 1,841 reports/s inline — noise, not a
-gain. Inline, the release hands the GIL to the store's threads for a while, so a check
-costs the server about 250 µs of CPU per report, not its 110 µs (bench runs with and
-without it: ~500 against ~250 µs per report). Ways past that, measured here but not
-taken: a verifier process on another core, or a verifier that keeps the GIL (libsodium
-through ctypes.PyDLL: 49 µs, no hand-off) — see docs/server.md, "Signed reports".
+It runs inline on the event loop, through libsodium (else libcrypto) called with the
+GIL held (`probelink.signing.verify`). Measured with the ingest bench (8 agents,
+SQLite): `cryptography`, which releases the GIL inside each verification, 1,995
+reports/s — every release handed the GIL to the store's threads and the loop waited to
+get it back, so a 113 µs check cost ~250 µs of server CPU; libcrypto holding the GIL,
+2,504/s; libsodium holding the GIL (49-61 µs), 3,005/s. A verifier thread fed whole
+batches measured no better than inline. A verifier process on the other core is the
+next step if signed ingest must reach the unsigned figure (4,660/s).
 
 A device enrolled before the server kept keys has none: its reports are refused as
 SIGNATURE_MISSING, and the message says to enroll it again. The refusals are what an
