@@ -519,6 +519,7 @@ def status(
 def _print_status(info: dict[str, object]) -> None:
     import time
 
+    from rich.markup import escape
     from rich.table import Table
 
     def ago(key: str) -> str:
@@ -539,7 +540,9 @@ def _print_status(info: dict[str, object]) -> None:
     link = str(info.get("link", "unknown"))
     if running:
         table.add_row("daemon", f"running (pid {info.get('pid')})")
-        table.add_row("link", f"{link} to {info.get('server', '?')}, since {ago('link_since')}")
+        table.add_row(
+            "link", escape(f"{link} to {info.get('server', '?')}, since {ago('link_since')}")
+        )
         if info.get("next_attempt_at") and link == "waiting":
             table.add_row("next attempt", ago("next_attempt_at"))
     else:
@@ -564,12 +567,15 @@ def _print_status(info: dict[str, object]) -> None:
     last = info.get("last_rejection")
     if rejected and isinstance(last, dict):
         table.add_row(
-            "refused", f"[red]{rejected}[/red]; last {last['report_id']}: {last['reason']}"
+            "refused",
+            f"[red]{rejected}[/red]; last {escape(str(last['report_id']))}: "
+            f"{escape(str(last['reason']))}",
         )
     if info.get("last_error") and link != "connected":
-        table.add_row("last error", str(info["last_error"]))
+        # The server's words: never markup.
+        table.add_row("last error", escape(str(info["last_error"])))
     if info.get("spool_problem"):
-        table.add_row("spool", f"[red]{info['spool_problem']}[/red]")
+        table.add_row("spool", f"[red]{escape(str(info['spool_problem']))}[/red]")
     console.print(table)
 
 

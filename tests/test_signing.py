@@ -110,3 +110,31 @@ def test_bad_keys_and_digests_are_refused_clearly() -> None:
         DeviceKey.from_private_bytes(b"\x00" * 33)
     with pytest.raises(ValueError, match="32 bytes of SHA-256, not 5"):
         signed_message(b"short")
+
+
+P = 2**255 - 19
+# Encodings of points of small order: the identity (y = 1), order 2 (y = -1), order 4
+# (y = 0, both signs of x).
+SMALL_ORDER = [
+    (1).to_bytes(32, "little"),
+    (P - 1).to_bytes(32, "little"),
+    (0).to_bytes(32, "little"),
+    ((1 << 255) | 0).to_bytes(32, "little"),
+]
+
+
+@pytest.mark.parametrize("weak", SMALL_ORDER)
+def test_weak_keys_that_would_let_anyone_forge_are_refused(weak: bytes) -> None:
+    assert "weak Ed25519 public key" in str(check_public_key(weak))
+    digest = hashlib.sha256(b"any report at all").digest()
+    forged = (1).to_bytes(32, "little") + bytes(32)  # R = identity, S = 0
+    if weak == SMALL_ORDER[0]:
+        # Why enrollment refuses them: the reference implementation accepts the forgery.
+        assert verify_with_cryptography(weak, forged, digest)
+    assert not verify(weak, forged, digest)
+
+
+def test_real_keys_pass_the_point_check() -> None:
+    for _ in range(200):
+        assert check_public_key(DeviceKey.generate().public_key) is None
+    assert "not a point on the curve" in str(check_public_key(b"\xff" * 32))

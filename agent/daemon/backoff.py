@@ -30,8 +30,10 @@ class Backoff:
 
     def next(self) -> float:
         """The wait before the next attempt, and count this failure."""
-        base = min(self.max_s, self.initial_s * MULTIPLIER**self.failures)
-        self.failures += 1
+        base = min(self.max_s, self.initial_s * MULTIPLIER ** min(self.failures, 64))
+        # Counting on past the cap would only overflow the power (after ~1,000 failures).
+        if base < self.max_s:
+            self.failures += 1
         return min(self.max_s, base * self._rng.uniform(1 - JITTER, 1 + JITTER))
 
     def reset(self) -> None:

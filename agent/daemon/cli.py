@@ -50,6 +50,12 @@ def parser() -> argparse.ArgumentParser:
         dest="spool_poll_s",
         help="seconds between looks for reports other processes spooled",
     )
+    p.add_argument(
+        "--insecure",
+        action="store_const",
+        const=True,
+        help="allow plaintext to a server beyond loopback (a network you trust)",
+    )
     p.add_argument("--tls-ca", type=Path)
     p.add_argument("--tls-cert", type=Path)
     p.add_argument("--tls-key", type=Path)
@@ -84,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             "tls_ca",
             "tls_cert",
             "tls_key",
+            "insecure",
         )
     }
     if args.probes:

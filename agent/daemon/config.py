@@ -6,6 +6,7 @@
 The file (every key optional except `server`, which may come from --server instead):
 
     server = "probelink.example:443"
+    insecure = false             # plaintext beyond loopback: only on a network you trust
     enroll_secret_file = "/etc/probelink/enroll.secret"
     state_dir = "/var/lib/probelink-agent"
 
@@ -45,11 +46,12 @@ The file (every key optional except `server`, which may come from --server inste
     agent_cpu_percent = 20       # over a minute: draining a backlog takes a share
 
 Every problem is a ConfigError naming the file and the key, e.g.
-"agent.toml: [telemetry] interval_seconds must be a number of seconds ≥ 1, not 'hourly'".
+"agent.toml: [telemetry] interval_seconds must be a number, not 'hourly'".
 """
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, fields, replace
@@ -98,6 +100,8 @@ class DaemonConfig:
     skip_s: float = 24 * 3600.0
     agent_rss_bytes: int = 60 * MIB
     agent_cpu_percent: float = 20.0
+    # Plaintext to a server beyond loopback (the server's own rule, from this side).
+    insecure: bool = False
     # Where the settings came from, for messages.
     source: str = "the command line"
 
@@ -140,6 +144,31 @@ class DaemonConfig:
         problem = target_problem(self.server)
         if problem is not None:
             raise ConfigError(problem)
+        if not str(self.state_dir):
+            raise ConfigError(f"{self.source}: state_dir is empty: name a directory")
+        for attr in (
+            "interval_s",
+            "jitter",
+            "ack_timeout_s",
+            "backoff_initial_s",
+            "backoff_max_s",
+            "spool_poll_s",
+            "probe_cpu_s",
+            "probe_wall_s",
+            "skip_s",
+            "agent_cpu_percent",
+        ):
+            if not math.isfinite(getattr(self, attr)):
+                raise ConfigError(f"{self.source}: {attr} must be a finite number")
+        if self.tls_ca is None and self.tls_cert is None and not self.insecure:
+            host = self.server.rpartition(":")[0].strip("[]")
+            if host not in ("127.0.0.1", "localhost", "::1"):
+                raise ConfigError(
+                    f"{self.server} is not on this machine and no TLS is configured: the "
+                    "enroll secret and the device credential would cross the network in "
+                    "the clear. Give [tls] ca (--tls-ca), or --insecure on a network "
+                    "you trust"
+                )
         at_least = (
             ("interval_s", "[telemetry] interval_seconds / --interval", 1.0),
             ("ack_timeout_s", "[stream] ack_timeout_seconds", 0.1),
@@ -209,6 +238,7 @@ _KEYS: dict[tuple[str, str], tuple[str, str, float]] = {
     ("", "server"): ("server", "str", 1),
     ("", "state_dir"): ("state_dir", "path", 1),
     ("", "enroll_secret_file"): ("enroll_secret_file", "path", 1),
+    ("", "insecure"): ("insecure", "bool", 1),
     ("telemetry", "interval_seconds"): ("interval_s", "number", 1),
     ("telemetry", "jitter"): ("jitter", "number", 1),
     ("telemetry", "probes"): ("probes", "names", 1),
@@ -277,6 +307,10 @@ def _convert(where: str, value: Any, kind: str, scale: float, base: Path) -> Any
         if not isinstance(value, str):
             raise ConfigError(f"{where} must be a string, not {value!r}")
         return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, not {value!r}")
+        return value
     if kind == "path":
         if not isinstance(value, str):
             raise ConfigError(f"{where} must be a path in quotes, not {value!r}")
@@ -291,6 +325,8 @@ def _convert(where: str, value: Any, kind: str, scale: float, base: Path) -> Any
     # bool is an int in Python; `true` is never a number of seconds.
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"{where} must be a number, not {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{where} must be a finite number, not {value!r}")
     if kind == "int":
         if value != int(value):
             raise ConfigError(f"{where} must be a whole number, not {value!r}")

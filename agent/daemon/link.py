@@ -49,7 +49,7 @@ from probelink import __version__
 from probelink.agent.daemon.backoff import Backoff
 from probelink.agent.daemon.config import DaemonConfig
 from probelink.agent.daemon.status import StatusBoard
-from probelink.agent.spool import Spool
+from probelink.agent.spool import Spool, SpoolError
 from probelink.agent.state import AgentState, Enrollment, StateError
 from probelink.agent.upload import UploadSetupError, read_secret
 from probelink.channel import ClientTls, bearer, open_aio_channel
@@ -147,6 +147,11 @@ class Link:
         self._pause_until = 0.0
         self._reenrolled = False
         self._stream_acks = 0
+        self._healthy = False
+        self._acker_done = False
+        self._credential_now = ""
+        self._needs_enrollment = ""
+        self._fetching: asyncio.Task[None] | None = None
         # Acked by the server, not yet deleted from the spool: the acker deletes them
         # in one commit per burst, so reading the stream never waits for an fsync.
         self._acking: set[str] = set()
@@ -156,6 +161,7 @@ class Link:
     # -- the outer loop: connect, and when that fails, wait --------------------------
     async def run(self, stopping: asyncio.Event) -> None:
         acker = asyncio.create_task(self._acker(), name="acker")
+        self._acker_done = False
         try:
             while not stopping.is_set():
                 wait = await self._attempt(stopping)
@@ -165,20 +171,22 @@ class Link:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopping.wait(), wait)
         finally:
-            acker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await acker
-            await self._delete_acked()  # what the server acked last must not go again
+            # Not cancelled: a commit in progress finishes, then what the server acked
+            # last is deleted too, so it does not go again at the next start.
+            self._acker_done = True
+            self._ack_ready.set()
+            await asyncio.wait({acker})
             self.board.update(link="stopped")
             await self.channel.close()
 
     async def _attempt(self, stopping: asyncio.Event) -> float | None:
         """One try at a stream; the wait before the next one (None: go again now)."""
+        self._healthy = False
         try:
             credential = await self._credential(stopping)
             if credential is None:
                 return None  # stopping while waiting for the first report's identity
-            healthy = await self._stream(credential, stopping)
+            await self._stream(credential, stopping)
         except CredentialRefused as refused:
             return self._after_refusal(str(refused))
         except EnrollFailed as failed:
@@ -192,7 +200,7 @@ class Link:
         except StreamStalled as stalled:
             self.board.update(last_error=str(stalled))
             self.log.warning("%s; reconnecting", stalled)
-            return self.backoff.next()
+            return self._next_wait()
         except asyncio.CancelledError:
             raise
         except grpc.aio.AioRpcError as error:
@@ -205,16 +213,22 @@ class Link:
             # gRPC's asyncio client may report a dropped connection as INTERNAL
             # "Internal error from Core" (grpc#36066): like UNAVAILABLE, it is the network.
             self.log.warning("the stream to %s ended: %s", self.config.server, why)
-            return self.backoff.next()
+            return self._next_wait()
         except Exception as err:  # the link must outlive any one stream's fault
             self.board.update(last_error=f"{type(err).__name__}: {err}")
             self.log.exception("the stream to %s failed unexpectedly: %s", self.config.server, err)
-            return self.backoff.next()
+            return self._next_wait()
         if stopping.is_set():
             return None
-        if healthy:
-            self.backoff.reset()
         self.log.info("the server closed the stream; reconnecting")
+        return self._next_wait()
+
+    def _next_wait(self) -> float:
+        """The backoff before the next try; a stream that had been healthy starts it over
+        (a device connected for a day reconnects at once after a server restart)."""
+        if self._healthy:
+            self.backoff.reset()
+            self._reenrolled = False
         return self.backoff.next()
 
     def _after_refusal(self, why: str) -> float:
@@ -298,8 +312,10 @@ class Link:
         return str(response.credential)
 
     # -- one stream -------------------------------------------------------------------
-    async def _stream(self, credential: str, stopping: asyncio.Event) -> bool:
+    async def _stream(self, credential: str, stopping: asyncio.Event) -> None:
         self.board.update(link="connecting", next_attempt_at=0.0)
+        self._credential_now = credential
+        self._needs_enrollment = ""
         call = self.gateway.Connect(metadata=bearer(credential))
         in_flight: dict[int, _InFlight] = {}
         opened = time.monotonic()
@@ -316,7 +332,7 @@ class Link:
                 await call.initial_metadata() is not None and call.done()
             ):
                 await self._raise_ended(call)
-                return False
+                return
             kept = self.state.enrollment()
             self.board.update(
                 link="connected", last_error="", device_id=kept.device_id if kept else ""
@@ -327,6 +343,10 @@ class Link:
             while not stopping.is_set():
                 if reader.done() or call.done():
                     break
+                if self._needs_enrollment:
+                    raise CredentialRefused(
+                        f"the server has no signing key for this device ({self._needs_enrollment})"
+                    )
                 # Cleared before looking, so a report spooled meanwhile wakes the wait.
                 self.wake.clear()
                 room = self.config.window - len(in_flight)
@@ -347,6 +367,7 @@ class Link:
                 await self._idle(reader, in_flight, stopping)
             if stopping.is_set():
                 await self._drain(call, reader, in_flight)
+                return  # the finally cancels the call: no waiting for the server's status
             if call.done() and not reader.done():
                 # The reader will see the end in a moment; its error says why.
                 await asyncio.wait({reader}, timeout=1.0)
@@ -360,7 +381,7 @@ class Link:
                 with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
                     await reader
             call.cancel()
-        return self._stream_acks > 0 or time.monotonic() - opened >= HEALTHY_AFTER_S
+            self._healthy = self._stream_acks > 0 or time.monotonic() - opened >= HEALTHY_AFTER_S
 
     async def _write(
         self,
@@ -402,14 +423,16 @@ class Link:
             timeout = min(timeout, left)
         if self._pause_until > now:
             timeout = min(timeout, self._pause_until - now)
-        changes = self.spool.changes()
+        # Another process's reports matter only when this one has none to send; the look
+        # takes the spool's lock, which the acker holds through its fsync.
+        changes = self.spool.changes() if not in_flight else None
         waiter = asyncio.ensure_future(_first(stopping, self.wake))
         done, _ = await asyncio.wait(
             {waiter, reader}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
         )
         if waiter not in done:
             waiter.cancel()
-        if not done and self.spool.changes() != changes:
+        if not done and changes is not None and self.spool.changes() != changes:
             self.wake.set()  # another process spooled reports
 
     async def _drain(
@@ -456,7 +479,8 @@ class Link:
             elif which == "refusal":
                 await self._refused(response.refusal, in_flight)
             elif which == "dictionary":
-                await asyncio.to_thread(self._take_dictionary, response.dictionary)
+                # Rare, and small: on the loop, so the board is only touched from here.
+                self._take_dictionary(response.dictionary)
             self.wake.set()
 
     async def _acked(self, acks: gateway_pb2.ReportAcks, in_flight: dict[int, _InFlight]) -> None:
@@ -473,16 +497,24 @@ class Link:
         """Delete acked reports from the spool: all that arrived meanwhile, one commit."""
         while True:
             await self._ack_ready.wait()
-            await self._delete_acked()
-
-    async def _delete_acked(self) -> None:
-        self._ack_ready.clear()
-        ids, self._ack_queue = self._ack_queue, []
-        if not ids:
-            return
-        await asyncio.to_thread(self.spool.ack_many, ids)
-        self._acking.difference_update(ids)
-        self.board.acked(ids)
+            self._ack_ready.clear()
+            ids, self._ack_queue = self._ack_queue, []
+            if ids:
+                try:
+                    await asyncio.to_thread(self.spool.ack_many, ids)
+                except SpoolError as err:
+                    # Kept for the next try: deleting late only risks a harmless resend.
+                    self.log.error("cannot delete acked reports from the spool: %s", err)
+                    self._ack_queue = ids + self._ack_queue
+                    self._ack_ready.set()
+                    if self._acker_done:
+                        return
+                    await asyncio.sleep(1.0)
+                    continue
+                self._acking.difference_update(ids)
+                self.board.acked(ids)
+            if self._acker_done and not self._ack_queue:
+                return
 
     async def _refused(
         self, refusal: wire_pb2.ReportRefusal, in_flight: dict[int, _InFlight]
@@ -503,13 +535,20 @@ class Link:
             self._pause_until = now + self.config.backoff_initial_s
             return
         if refusal.reason == _R.REFUSAL_REASON_UNKNOWN_DICTIONARY:
-            self.log.warning(
-                "the server does not know dictionary %d; sending without one until it "
-                "sends its current dictionary",
-                self.encoder.dictionary_id,
-            )
-            await asyncio.to_thread(self.state.forget_dictionary)
-            self.encoder = Encoder(key=self.key)
+            if self.encoder.dictionary_id:
+                self.log.warning(
+                    "the server does not know dictionary %d; sending without one and "
+                    "asking for its current dictionary",
+                    self.encoder.dictionary_id,
+                )
+                await asyncio.to_thread(self.state.forget_dictionary)
+                self.encoder = Encoder(key=self.key)
+                self._fetching = asyncio.create_task(self._fetch_dictionary())
+            return
+        if refusal.reason == _R.REFUSAL_REASON_SIGNATURE_MISSING:
+            # The server holds no key for this device (enrolled before it kept keys):
+            # the report is fine, the enrollment is not. Kept; enrolled again, it goes.
+            self._needs_enrollment = refusal.message
             return
         if refusal.reason in _DAMAGED:
             tries = self._damaged.get(report_id, 0) + 1
@@ -518,7 +557,12 @@ class Link:
                 self.log.warning("report %s arrived damaged (%s); sending again", report_id, reason)
                 return
         self._damaged.pop(report_id, None)
-        await asyncio.to_thread(self.spool.reject, report_id, reason, refusal.message)
+        # Not resent while it is being moved aside.
+        self._acking.add(report_id)
+        try:
+            await asyncio.to_thread(self.spool.reject, report_id, reason, refusal.message)
+        finally:
+            self._acking.discard(report_id)
         self.log.error(
             "the server refused report %s for good (%s): %s. It is kept aside in the spool; "
             "`probelink-agent status` shows it",
@@ -528,13 +572,31 @@ class Link:
         )
 
     # -- the dictionary ---------------------------------------------------------------
+    async def _fetch_dictionary(self) -> None:
+        try:
+            response = await self.gateway.GetDictionary(
+                gateway_pb2.GetDictionaryRequest(dictionary_id=0),
+                metadata=bearer(self._credential_now),
+                timeout=CALL_TIMEOUT_S,
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() != grpc.StatusCode.NOT_FOUND:
+                self.log.warning("cannot fetch the current dictionary: %s", _describe(error))
+            return
+        if response.dictionary.dictionary_id:
+            self._take_dictionary(response.dictionary)
+
     def _take_dictionary(self, dictionary: wire_pb2.Dictionary) -> None:
         try:
             encoder = Encoder(dictionary.content, dictionary.dictionary_id, key=self.key)
         except (ValueError, zstandard.ZstdError) as err:
             self.log.warning("ignoring dictionary %d: %s", dictionary.dictionary_id, err)
             return
-        self.state.save_dictionary(dictionary.dictionary_id, dictionary.content)
+        try:
+            self.state.save_dictionary(dictionary.dictionary_id, dictionary.content)
+        except StateError as err:
+            # Used from memory all the same; the next start asks for it again.
+            self.log.warning("cannot keep dictionary %d: %s", dictionary.dictionary_id, err)
         self.encoder = encoder
         self.board.update(dictionary_id=dictionary.dictionary_id)
         self.log.info("compressing with dictionary %d from now on", dictionary.dictionary_id)

@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from probelink.agent.daemon.collect import Budget, Collected, CollectPlan, collect
 from probelink.agent.daemon.config import DaemonConfig
@@ -49,6 +52,28 @@ class SetupError(Exception):
     """The daemon cannot start; the message says why and what to do."""
 
 
+LOCK_FILE = "daemon.lock"
+
+
+def _hold_lock(path: Path) -> int:
+    """Lock the state dir for this process's lifetime: one daemon per spool.
+
+    Two daemons on one state dir would both send the spool and both rewrite
+    status.json. The lock goes with the process, however it ends (kill -9 included).
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise SetupError(
+            f"another probelink-agent is already running with the state dir {path.parent} "
+            "(`probelink-agent status` shows it); stop it, or give this one another "
+            "--state-dir"
+        ) from None
+    return fd
+
+
 class Daemon:
     def __init__(self, config: DaemonConfig, log: logging.Logger) -> None:
         self.config = config
@@ -57,13 +82,14 @@ class Daemon:
         self.state = AgentState(config.state_dir)
         try:
             self.state.ensure()
+            self._lock = _hold_lock(config.state_dir / LOCK_FILE)
             self.key = self.state.device_key()
             self.spool = Spool(
                 config.state_dir / SPOOL_FILE,
                 max_bytes=config.spool_max_bytes,
                 max_reports=config.spool_max_reports,
             )
-        except (StateError, SpoolError) as err:
+        except (StateError, SpoolError, OSError) as err:
             raise SetupError(str(err)) from None
         self.board = StatusBoard(config.state_dir / STATUS_FILE, config.server)
         self.plan = CollectPlan(
@@ -114,30 +140,45 @@ class Daemon:
             round(self.config.jitter * 100),
             self.key.key_id,
         )
-        tasks = [
+        tasks: list[asyncio.Task[object]] = [
             asyncio.create_task(link.run(stopping), name="link"),
             asyncio.create_task(producer.run(stopping), name="producer"),
             asyncio.create_task(self._watch_self(producer, stopping), name="self-monitor"),
         ]
+        done: set[asyncio.Task[object]] = set()
+        stop: asyncio.Task[object] = asyncio.create_task(stopping.wait())
         try:
-            stop = asyncio.create_task(stopping.wait())
             done, _ = await asyncio.wait({stop, *tasks}, return_when=asyncio.FIRST_COMPLETED)
             for task in done - {stop}:
                 # A part that should run for ever ended: say why, and let the supervisor
                 # start a fresh daemon rather than limp on without it.
                 error = task.exception() if not task.cancelled() else None
-                self.log.error("the %s stopped unexpectedly: %r", task.get_name(), error)
+                self.log.error(
+                    "the %s stopped unexpectedly: %r",
+                    task.get_name(),
+                    error,
+                    exc_info=(type(error), error, error.__traceback__) if error else None,
+                )
                 self.exit_code = EXIT_FAULT
         finally:
             stopping.set()
+            stop.cancel()
+            # A collection in progress is not waited for: cancelling kills its child.
+            tasks[1].cancel()
             for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await asyncio.wait({task})
+                if not task.cancelled() and task.exception() is not None and task not in done:
+                    error = task.exception()
+                    self.log.error("the %s failed while stopping: %r", task.get_name(), error)
+                    self.exit_code = EXIT_FAULT
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
                 loop.remove_signal_handler(signum)
-            depth = self.spool.depth()[0]
+            try:
+                depth = self.spool.depth()[0]
+                self.log.info("stopped; %d reports wait in the spool for the next start", depth)
+            except SpoolError as err:
+                self.log.error("stopped; the spool cannot be read: %s", err)
             self.spool.close()
-            self.log.info("stopped; %d reports wait in the spool for the next start", depth)
         return self.exit_code
 
     def identity(self) -> report_pb2.DeviceIdentity | None:

@@ -55,16 +55,58 @@ def key_id(public_key: bytes) -> str:
 
 
 def check_public_key(public_key: bytes) -> str | None:
-    """None if `public_key` is a usable raw Ed25519 public key, else what is wrong."""
+    """None if `public_key` is a usable raw Ed25519 public key, else what is wrong.
+
+    Beyond its length, the key must be a canonical encoding of a point on the curve
+    whose order is not small. A small-order key (the identity point, say) makes the
+    signature (R = identity, S = 0) valid for every message under OpenSSL and
+    `cryptography`: anyone could forge that device's reports. libsodium refuses such
+    keys when verifying; the server refuses them at enrollment so that no verifier
+    ever meets one.
+    """
     if len(public_key) != PUBLIC_KEY_BYTES:
         return f"an Ed25519 public key is {PUBLIC_KEY_BYTES} raw bytes, not {len(public_key)}"
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-    try:
-        Ed25519PublicKey.from_public_bytes(public_key)
-    except ValueError as err:
-        return f"not an Ed25519 public key: {err}"
+    point = _decode_point(public_key)
+    if point is None:
+        return "not an Ed25519 public key: the bytes are not a point on the curve"
+    for _ in range(3):
+        point = _add(point, point)
+    if point == (0, 1):
+        return "a weak Ed25519 public key (a point of small order): generate a real key"
     return None
+
+
+_P = 2**255 - 19
+_D = -121665 * pow(121666, _P - 2, _P) % _P
+_SQRT_M1 = pow(2, (_P - 1) // 4, _P)
+
+
+def _decode_point(raw: bytes) -> tuple[int, int] | None:
+    """(x, y) of an encoded Edwards point (RFC 8032, 5.1.3), None if it is not one."""
+    y = int.from_bytes(raw, "little")
+    sign, y = y >> 255, y & ((1 << 255) - 1)
+    if y >= _P:
+        return None
+    u, v = (y * y - 1) % _P, (_D * y * y + 1) % _P
+    x = u * pow(v, 3, _P) * pow(u * pow(v, 7, _P), (_P - 5) // 8, _P) % _P
+    if v * x * x % _P == (-u) % _P:
+        x = x * _SQRT_M1 % _P
+    if v * x * x % _P != u:
+        return None
+    if x == 0 and sign:
+        return None
+    if x & 1 != sign:
+        x = _P - x
+    return x, y
+
+
+def _add(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
+    """Edwards addition on -x² + y² = 1 + d·x²·y² (complete: no special cases)."""
+    (x1, y1), (x2, y2) = a, b
+    t = _D * x1 * x2 * y1 * y2 % _P
+    x3 = (x1 * y2 + y1 * x2) * pow(1 + t, _P - 2, _P) % _P
+    y3 = (y1 * y2 + x1 * x2) * pow(1 - t, _P - 2, _P) % _P
+    return x3, y3
 
 
 def verify(public_key: bytes, signature: bytes, digest: bytes) -> bool:

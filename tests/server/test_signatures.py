@@ -122,6 +122,9 @@ def _enroll(server: RunningServer, public_key: bytes) -> grpc.RpcError:
         (b"", "device_public_key is empty: every report must be signed"),
         (bytes(31), "is 32 raw bytes, not 31"),
         (bytes(33), "is 32 raw bytes, not 33"),
+        # The identity point: with it, one signature would verify for every report.
+        ((1).to_bytes(32, "little"), "a weak Ed25519 public key"),
+        (b"\xff" * 32, "not a point on the curve"),
     ],
 )
 def test_enrollment_without_a_usable_key_is_refused_and_adds_no_device(
