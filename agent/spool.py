@@ -35,7 +35,7 @@ the server's reason for a person to look at; all are counted.
 Schema (version in `PRAGMA user_version`; version 1 files are migrated in place):
 
     reports   seq (insertion order), report_id (unique), serialized, bytes,
-              created_at_us, attempts, told (version 2)
+              created_at_us, attempts (version 1, unused since), told (version 2)
     counters  one row: depth_reports, depth_bytes, evicted_total, evicted_unreported,
               rejected_total (version 2)
     rejected  report_id, serialized, reason, message, rejected_at_us (version 2)
@@ -319,20 +319,6 @@ class Spool:
         """
         return int(self._read(lambda conn: conn.execute("PRAGMA data_version").fetchone()[0]))
 
-    def mark_attempted(self, report_ids: Iterable[str]) -> None:
-        """Count one more send attempt for each id (unknown ids are ignored)."""
-        ids = list(dict.fromkeys(report_ids))
-        if not ids:
-            return
-
-        def mark(conn: sqlite3.Connection) -> None:
-            conn.executemany(
-                "UPDATE reports SET attempts = attempts + 1 WHERE report_id = ?",
-                [(report_id,) for report_id in ids],
-            )
-
-        self._write(mark)
-
     # -- reading ----------------------------------------------------------------------
     def pending(self, limit: int, skip: Collection[str] = ()) -> list[tuple[str, bytes]]:
         """Up to `limit` (report_id, serialized) pairs, oldest first.
@@ -363,15 +349,6 @@ class Spool:
             return out
 
         return self._read(read)
-
-    def attempts(self, report_id: str) -> int | None:
-        """How many sends were counted for this report, or None when it is not here."""
-        row = self._read(
-            lambda conn: conn.execute(
-                "SELECT attempts FROM reports WHERE report_id = ?", (report_id,)
-            ).fetchone()
-        )
-        return None if row is None else int(row[0])
 
     def depth(self) -> tuple[int, int]:
         """(reports, bytes) waiting for an ack."""

@@ -18,9 +18,10 @@ import json
 import sys
 from pathlib import Path
 
-from probelink.agent.daemon.config import CONFIG_ENV, MIB, ConfigError, DaemonConfig
+from probelink.agent.daemon.config import CONFIG_ENV, ConfigError, DaemonConfig
 from probelink.agent.daemon.logs import daemon_logger
 from probelink.agent.daemon.run import EXIT_SETUP, Daemon, SetupError
+from probelink.agent.daemon.watchdog import MIB
 
 
 def parser() -> argparse.ArgumentParser:

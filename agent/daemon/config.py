@@ -58,14 +58,13 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from probelink.agent.daemon.watchdog import MIB
 from probelink.agent.privacy import SALT_FILE, SALT_FILE_ENV
 from probelink.agent.state import default_state_dir
+from probelink.agent.upload import SECRET_FILE_ENV, SERVER_ENV
 from probelink.channel import target_problem
 
-SERVER_ENV = "PROBELINK_SERVER"
-SECRET_FILE_ENV = "PROBELINK_ENROLL_SECRET_FILE"
 CONFIG_ENV = "PROBELINK_AGENT_CONFIG"
-MIB = 1 << 20
 
 
 class ConfigError(Exception):

@@ -18,19 +18,26 @@ with jitter (`backoff.py`).
 
 What the server says about a report decides what happens to it:
 
-- acked (stored or duplicate): deleted from the spool;
-- STORE_UNAVAILABLE or SHUTTING_DOWN: kept, and sending pauses for a backoff step;
+- acked (stored or duplicate): deleted from the spool (by the acker task: all acks
+  that arrived during its previous commit, in one commit);
+- STORE_UNAVAILABLE or SHUTTING_DOWN: kept, and sending pauses `backoff_initial_s`;
 - UNKNOWN_DICTIONARY: the kept dictionary is dropped, the report is sent again
-  without one, and the next hello lets the server push its current dictionary;
+  without one, and the server's current dictionary is fetched (GetDictionary);
+- SIGNATURE_MISSING: the server holds no key for this device (it enrolled before
+  the server kept keys): kept, and the link enrolls again as for a refused credential;
 - NOT_ZSTD, TRUNCATED, TRAILING_DATA, CORRUPT (damaged on the way): sent again, up to
   MAX_DAMAGED_ATTEMPTS times;
-- anything else (a contract violation, an id conflict, a bad signature): moved out
+- anything else (a contract violation, an id conflict, SIGNATURE_INVALID): moved out
   of the queue with the reason (`Spool.reject`), logged as an error and counted in
   `status` — it can never be stored, and resending it forever would hide the fault.
+  A signature that does not verify is evidence (a report changed, a key replaced), so
+  the daemon does not enroll its way around it.
 
 A refused credential (UNAUTHENTICATED) means the device was revoked or the server
-was reset: with an enroll secret the link enrolls again once, otherwise it says so
-and keeps retrying at the longest backoff, keeping every report in the spool.
+was reset: with an enroll secret the link enrolls again (once per healthy spell),
+otherwise it says so and keeps retrying at the longest backoff, keeping every report
+in the spool. A stream that had been healthy (an ack, or 10 s up) starts the backoff
+over when it breaks.
 """
 
 from __future__ import annotations
@@ -51,14 +58,14 @@ from probelink.agent.daemon.config import DaemonConfig
 from probelink.agent.daemon.status import StatusBoard
 from probelink.agent.spool import Spool, SpoolError
 from probelink.agent.state import AgentState, Enrollment, StateError
-from probelink.agent.upload import UploadSetupError, read_secret
+
+# Unary calls (Enroll, GetDictionary) take the upload's deadline; the stream has none.
+from probelink.agent.upload import CALL_TIMEOUT_S, UploadSetupError, read_secret
 from probelink.channel import ClientTls, bearer, open_aio_channel
 from probelink.signing import DeviceKey
 from probelink.v1 import gateway_pb2, gateway_pb2_grpc, report_pb2, wire_pb2
 from probelink.wire import Encoder
 
-# Unary calls (Enroll, GetDictionary); the stream itself has no deadline.
-CALL_TIMEOUT_S = 30.0
 # A stream that lasted this long, or got an ack, was healthy: the backoff starts over.
 HEALTHY_AFTER_S = 10.0
 # On stop: how long to wait for the acks of reports in flight.

@@ -38,7 +38,8 @@ class DaemonStatus:
     pid: int
     server: str
     started_at: float
-    # connecting, enrolling, connected, waiting (backing off), stopped
+    # starting, waiting for the first report, enrolling, connecting, connected,
+    # waiting (backing off), stopped
     link: str = "starting"
     link_since: float = 0.0
     device_id: str = ""
@@ -134,7 +135,14 @@ def read_status(state_dir: Path) -> dict[str, Any]:
 
 def _spool_numbers(path: Path) -> dict[str, Any]:
     if not path.exists():
-        return {"spool_reports": 0, "spool_bytes": 0, "evicted": 0, "rejected": 0}
+        return {
+            "spool_reports": 0,
+            "spool_bytes": 0,
+            "evicted": 0,
+            "evicted_unreported": 0,
+            "rejected": 0,
+            "last_rejection": None,
+        }
     try:
         # Bounds only matter to put(); reading never evicts.
         with Spool(path, max_bytes=1 << 62, max_reports=1 << 62) as spool:

@@ -18,6 +18,7 @@ broken supply hides no other.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from probelink.probes.readers.problems import Problems, ReadProblem
@@ -103,14 +104,31 @@ class _Attributes:
         return None if value is None else value != 0
 
 
+# A Bluetooth peripheral's battery is named after the peripheral's address
+# ("hid-e3:56:2a:1b:c4:07-battery"). The address identifies a person's mouse or headset
+# and says nothing about its battery, so it is never recorded: not in the name, nor in
+# any text built from it.
+_ADDRESS = re.compile(r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}(?![0-9A-Fa-f:])")
+ADDRESS_PLACEHOLDER = "<address>"
+
+
+def shown_name(name: str) -> str:
+    """A supply's directory name with any hardware address in it replaced."""
+    return _ADDRESS.sub(ADDRESS_PLACEHOLDER, name)
+
+
 def read_supply(sysfs: SysfsRoot, name: str) -> PowerSupply:
-    """Read one supply, `class/power_supply/<name>`; never raises for a bad attribute."""
+    """Read one supply, `class/power_supply/<name>`; never raises for a bad attribute.
+
+    The supply is read at its real path; the name it is recorded under is `shown_name`.
+    """
     base = f"{CLASS_DIR}/{name}"
+    name = shown_name(name)
     if sysfs.resolve(base) is None:
         # A class entry is a symlink into devices/; one that dangles or leaves the root
         # is not followed (a captured tree must never read the host's files).
         error = ReadProblem(base, "file_read", f"{base} dangles or points outside the sysfs root")
-        return PowerSupply(name=name, errors=[error])
+        return PowerSupply(name=name, errors=[_shown(error)])
     a = _Attributes(sysfs, base)
     return PowerSupply(
         name=name,
@@ -138,8 +156,13 @@ def read_supply(sysfs: SysfsRoot, name: str) -> PowerSupply:
         manufacturer=a.text("manufacturer"),
         model_name=a.text("model_name"),
         serial_number=a.text("serial_number"),
-        errors=a.problems.items,
+        errors=[_shown(problem) for problem in a.problems.items],
     )
+
+
+def _shown(problem: ReadProblem) -> ReadProblem:
+    """A read problem as recorded: its path and words without a hardware address."""
+    return ReadProblem(shown_name(problem.source), problem.kind, shown_name(problem.message))
 
 
 def read_power_supplies(sysfs: SysfsRoot) -> list[PowerSupply]:

@@ -95,7 +95,9 @@ def filesystems(ctx: ProbeContext) -> list[probe_pb2.ProbeResult]:
         # Bind mounts and btrfs subvolumes show one filesystem several times; its space
         # is judged once, at its first mount point, and the others are noted.
         if part.device in seen:
-            seen[part.device].facts.append(fact("also_mounted_at", part.mountpoint))
+            seen[part.device].facts.append(
+                fact("also_mounted_at", shown_mountpoint(part.mountpoint))
+            )
             continue
         r = _judge(ctx, part)
         seen[part.device] = r
@@ -105,14 +107,35 @@ def filesystems(ctx: ProbeContext) -> list[probe_pb2.ProbeResult]:
     return results
 
 
+# Mount points that carry a person's login name: a USB stick mounted by the desktop
+# (/media/alice/STICK, /run/media/alice/STICK) or a home on its own filesystem
+# (/home/alice). The agent collects hardware facts, never user names: the name is
+# replaced where the mount point is recorded, so it reaches no field, text or fact.
+_USER_PARENTS = ("/media/", "/run/media/", "/home/", "/Users/")
+USER_PLACEHOLDER = "<user>"
+
+
+def shown_mountpoint(mountpoint: str) -> str:
+    """`mountpoint` with a login name in it replaced by <user>."""
+    for parent in _USER_PARENTS:
+        if mountpoint.startswith(parent):
+            rest = mountpoint[len(parent) :]
+            name, sep, tail = rest.partition("/")
+            if name:
+                return f"{parent}{USER_PLACEHOLDER}{sep}{tail}"
+    return mountpoint
+
+
 def _judge(ctx: ProbeContext, part: Any) -> probe_pb2.ProbeResult:
-    mount = part.mountpoint
+    # Usage is read at the real path; only what is recorded is the shown one.
+    real = part.mountpoint
+    mount = shown_mountpoint(real)
     read_only = "ro" in str(part.opts).split(",")
     fs = storage_pb2.Filesystem(
         mountpoint=mount, device=part.device, fstype=part.fstype, read_only=read_only
     )
     try:
-        usage = ctx.psutil.disk_usage(mount) if ctx.psutil is not None else None
+        usage = ctx.psutil.disk_usage(real) if ctx.psutil is not None else None
     except OSError as exc:
         problem = Unavailable(f"usage of {mount} could not be read: {exc.strerror or exc}", mount)
         return errored(problem, subject=mount, filesystem=fs)

@@ -16,7 +16,9 @@ runs — on a captured fixture machine, its log appended to a file next to its s
 from __future__ import annotations
 
 import os
+import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -28,12 +30,23 @@ from typing import Any
 from probelink.agent.daemon.produce import spool_report
 from probelink.agent.daemon.status import SPOOL_FILE, read_status
 from probelink.agent.spool import Spool
-from probelink.v1 import report_pb2
+from probelink.channel import bearer, open_channel
+from probelink.v1 import report_pb2, reports_pb2, reports_pb2_grpc
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 MACHINE = FIXTURES / "machines" / "laptop-worn-battery" / "sys"
 SECRET = "enroll.secret"
 SPOOL_BOUND = 1 << 40
+
+
+# What the daemon logs once a report's put has committed.
+SPOOLED = re.compile(r"spooled report ([0-9a-f-]{36})")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = 60, what: str = "") -> Any:
@@ -165,3 +178,24 @@ def integrity(data_dir: Path) -> str:
         return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
     finally:
         conn.close()
+
+
+def spool_evicted_on_server(address: str, token: str) -> dict[str, int]:
+    """Every stored report's id and the evictions it told (ListReports, all pages)."""
+    channel = open_channel(address)
+    try:
+        stub = reports_pb2_grpc.ReportsServiceStub(channel)
+        out: dict[str, int] = {}
+        page = ""
+        while True:
+            response = stub.ListReports(
+                reports_pb2.ListReportsRequest(page_size=500, page_token=page),
+                metadata=bearer(token),
+                timeout=30,
+            )
+            out.update({r.report_id: r.spool_evicted for r in response.reports})
+            page = response.next_page_token
+            if not page:
+                return out
+    finally:
+        channel.close()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from probelink.signing import DeviceKey
 from tests.agent.daemon_harness import (
     SECRET,
     AgentProcess,
+    free_port,
     integrity,
     prefill,
     stored_ids,
@@ -26,12 +26,6 @@ from tests.agent.daemon_harness import (
 )
 from tests.server.ingest.reports import varied_reports
 from tests.server.running import ServerProcess
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def agent_cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from probelink.agent.daemon.config import MIB, ConfigError, DaemonConfig
+from probelink.agent.daemon.config import ConfigError, DaemonConfig
+from probelink.agent.daemon.watchdog import MIB
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -14,27 +14,24 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import signal
 import time
 from pathlib import Path
 
-from probelink.channel import bearer, open_channel
-from probelink.v1 import reports_pb2, reports_pb2_grpc
 from tests.agent.daemon_harness import (
     SECRET,
+    SPOOLED,
     AgentProcess,
+    free_port,
     integrity,
     prefill,
+    spool_evicted_on_server,
     stored_ids,
     wait_until,
 )
-from tests.agent.test_daemon import free_port
 from tests.server.ingest.reports import varied_reports
 from tests.server.running import ServerProcess
 from tests.tcpproxy import TcpProxy
-
-SPOOLED = re.compile(r"spooled report ([0-9a-f-]{36})")
 
 
 def produced_by(agent: AgentProcess) -> set[str]:
@@ -146,26 +143,6 @@ def test_a_flaky_network_resets_stalls_and_refuses_but_loses_nothing(tmp_path: P
     log = agent.log()
     assert "in flight had no answer" in log  # the stall was noticed
     assert set(stored) == set(backlog) | produced_by(agent)
-
-
-def spool_evicted_on_server(address: str, token: str) -> dict[str, int]:
-    channel = open_channel(address)
-    try:
-        stub = reports_pb2_grpc.ReportsServiceStub(channel)
-        out: dict[str, int] = {}
-        page = ""
-        while True:
-            response = stub.ListReports(
-                reports_pb2.ListReportsRequest(page_size=500, page_token=page),
-                metadata=bearer(token),
-                timeout=30,
-            )
-            out.update({r.report_id: r.spool_evicted for r in response.reports})
-            page = response.next_page_token
-            if not page:
-                return out
-    finally:
-        channel.close()
 
 
 def test_a_full_spool_evicts_oldest_first_and_the_count_reaches_the_server(

@@ -17,7 +17,6 @@ the daemon's producer uses (`spool_report`), from this process, while the agent 
 
 from __future__ import annotations
 
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -28,15 +27,20 @@ from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
 from probelink.agent.daemon.produce import spool_report
 from probelink.agent.spool import Spool
-from tests.agent.daemon_harness import SECRET, AgentProcess, integrity, stored_ids
-from tests.agent.test_daemon import free_port
-from tests.agent.test_daemon_failures import spool_evicted_on_server
+from tests.agent.daemon_harness import (
+    SECRET,
+    SPOOLED,
+    AgentProcess,
+    free_port,
+    integrity,
+    spool_evicted_on_server,
+    stored_ids,
+)
 from tests.server.ingest.reports import varied_reports
 from tests.server.running import ServerProcess
 from tests.tcpproxy import TcpProxy
 
 SPOOL_REPORTS = 25
-SPOOLED = re.compile(r"spooled report ([0-9a-f-]{36})")
 
 
 class Delivery(RuleBasedStateMachine):

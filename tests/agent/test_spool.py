@@ -112,14 +112,6 @@ def test_ack_many_in_one_commit(spool: Spool) -> None:
     assert spool.ack_many([]) == 0
 
 
-def test_attempts_are_counted(spool: Spool) -> None:
-    spool.put("a", b"1")
-    spool.put("b", b"2")
-    spool.mark_attempted(["a", "b", "unknown"])
-    spool.mark_attempted(["a"])
-    assert (spool.attempts("a"), spool.attempts("b"), spool.attempts("unknown")) == (2, 1, None)
-
-
 def test_threads_share_one_spool(spool: Spool) -> None:
     # The daemon calls the spool from its loop's worker threads: puts and acks interleave.
     def put_many(t: int) -> None:
@@ -275,7 +267,6 @@ def test_reopen_after_close_keeps_everything(spool_path: Path) -> None:
         for i in range(5):
             spool.put(f"r{i}", bytes([i]) * 10)
         spool.ack("r3")
-        spool.mark_attempted(["r2"])
         spool.put_telling_evictions("r5", lambda n: b"5" * 10)  # r3's ack made room
         before = (spool.pending(10), spool.depth(), spool.evicted())
     with Spool(spool_path, max_bytes=BIG, max_reports=3) as again:
@@ -285,7 +276,6 @@ def test_reopen_after_close_keeps_everything(spool_path: Path) -> None:
             (3, 30),
             (2, 0),
         )
-        assert again.attempts("r2") == 1
         # Order survives the reopen: a new report goes after the old ones.
         assert again.put("r6", b"6") == 1  # evicts r2, the oldest
         assert again.put("r4", b"4") == 0  # already there: a no-op
@@ -350,7 +340,6 @@ def test_a_version_1_spool_is_migrated_keeping_its_reports(tmp_path: Path) -> No
     with Spool(path, max_bytes=BIG, max_reports=10) as spool:
         assert spool.pending(10) == [("old", b"\x01")]
         assert spool.evicted() == (4, 0)
-        assert spool.attempts("old") == 2
         assert spool.rejected() == (0, [])
         spool.reject("old", "invalid_report", "x")
         assert spool.rejected()[0] == 1

@@ -58,7 +58,7 @@ PHONE_BATTERY = PowerSupply(
 )
 
 MOUSE = PowerSupply(
-    name="hid-e3:56:2a:1b:c4:07-battery",
+    name="hid-<address>-battery",
     type="Battery",
     scope="Device",
     status="Discharging",
@@ -270,3 +270,16 @@ def test_root_that_does_not_exist_has_no_supplies(tmp_path: Path) -> None:
 def test_tree_without_the_class_has_no_supplies(tmp_path: Path) -> None:
     root = write_tree(tmp_path / "sys", {"class/thermal": Dir()})
     assert read_power_supplies(SysfsRoot(root)) == []
+
+
+def test_a_peripheral_address_is_never_recorded() -> None:
+    from probelink.probes.readers.class_power_supply import shown_name
+
+    assert shown_name("hid-e3:56:2a:1b:c4:07-battery") == "hid-<address>-battery"
+    assert shown_name("hid-E3:56:2A:1B:C4:07-battery") == "hid-<address>-battery"
+    for plain in ("BAT0", "AC", "ucsi-source-psy-USBC000:001", "hid-0000:0001-battery"):
+        assert shown_name(plain) == plain
+    # The captured desktop's mouse: nothing read from it carries the address.
+    supplies = read_power_supplies(machine("desktop-no-battery"))
+    assert [s.name for s in supplies] == ["hid-<address>-battery"]
+    assert "e3:56" not in repr(supplies)

@@ -100,6 +100,49 @@ def test_bind_mounts_judged_once(tmp_path: Path) -> None:
     assert [(f.name, f.value) for f in r.facts] == [("also_mounted_at", "/home")]
 
 
+def test_login_names_in_mount_points_never_leave_the_probe(tmp_path: Path) -> None:
+    usage = {"total": 100, "used": 99, "free": 1, "percent": 99.0}
+    ctx = snapshot_ctx(
+        tmp_path,
+        {
+            "disk_partitions": [
+                {
+                    "device": "/dev/sdb1",
+                    "mountpoint": "/media/alice/PHOTOS",
+                    "fstype": "vfat",
+                    "opts": "rw",
+                },
+                {
+                    "device": "/dev/sdb1",
+                    "mountpoint": "/media/alice/PHOTOS1",
+                    "fstype": "vfat",
+                    "opts": "rw",
+                },
+                {
+                    "device": "/dev/sdc1",
+                    "mountpoint": "/home/alice",
+                    "fstype": "ext4",
+                    "opts": "rw",
+                },
+                {"device": "/dev/sdd1", "mountpoint": "/home", "fstype": "ext4", "opts": "rw"},
+            ],
+            # Usage is read at the real mount points.
+            "disk_usage": {"/media/alice/PHOTOS": usage, "/home/alice": usage, "/home": usage},
+        },
+    )
+    stick, home, homes = run_one(FILESYSTEMS, ctx)
+    assert (stick.subject, stick.filesystem.mountpoint) == ("/media/<user>/PHOTOS",) * 2
+    assert [(f.name, f.value) for f in stick.facts] == [
+        ("also_mounted_at", "/media/<user>/PHOTOS1")
+    ]
+    assert stick.status == STATUS_FAIL and "/media/<user>/PHOTOS is 99.0 % full" in (
+        stick.checks[0].message
+    )
+    assert (home.subject, homes.subject) == ("/home/<user>", "/home")
+    for r in (stick, home, homes):
+        assert b"alice" not in r.SerializeToString()
+
+
 def test_usage_that_cannot_be_read_is_error_for_that_mount_only(tmp_path: Path) -> None:
     ctx = snapshot_ctx(
         tmp_path,
