@@ -44,6 +44,7 @@ The file (every key optional except `server`, which may come from --server inste
     skip_hours = 24              # how long a probe the watchdog stopped is skipped
     agent_rss_megabytes = 60     # the daemon itself
     agent_cpu_percent = 20       # over a minute: draining a backlog takes a share
+    agent_check_seconds = 10     # how often the daemon looks at itself
 
 Every problem is a ConfigError naming the file and the key, e.g.
 "agent.toml: [telemetry] interval_seconds must be a number, not 'hourly'".
@@ -99,6 +100,7 @@ class DaemonConfig:
     skip_s: float = 24 * 3600.0
     agent_rss_bytes: int = 60 * MIB
     agent_cpu_percent: float = 20.0
+    agent_check_s: float = 10.0
     # Plaintext to a server beyond loopback (the server's own rule, from this side).
     insecure: bool = False
     # Where the settings came from, for messages.
@@ -156,6 +158,7 @@ class DaemonConfig:
             "probe_wall_s",
             "skip_s",
             "agent_cpu_percent",
+            "agent_check_s",
         ):
             if not math.isfinite(getattr(self, attr)):
                 raise ConfigError(f"{self.source}: {attr} must be a finite number")
@@ -177,6 +180,7 @@ class DaemonConfig:
             ("probe_wall_s", "[watchdog] probe_wall_seconds", 0.1),
             ("skip_s", "[watchdog] skip_hours", 0.0),
             ("agent_cpu_percent", "[watchdog] agent_cpu_percent", 0.01),
+            ("agent_check_s", "[watchdog] agent_check_seconds", 0.05),
         )
         for attr, name, low in at_least:
             if getattr(self, attr) < low:
@@ -261,6 +265,7 @@ _KEYS: dict[tuple[str, str], tuple[str, str, float]] = {
     ("watchdog", "skip_hours"): ("skip_s", "number", 3600),
     ("watchdog", "agent_rss_megabytes"): ("agent_rss_bytes", "int", MIB),
     ("watchdog", "agent_cpu_percent"): ("agent_cpu_percent", "number", 1),
+    ("watchdog", "agent_check_seconds"): ("agent_check_s", "number", 1),
 }
 _TABLES = {table for table, _ in _KEYS if table}
 

@@ -122,9 +122,10 @@ class Producer:
         return report.report_id
 
     async def _sleep(self, seconds: float, stopping: asyncio.Event) -> None:
-        self._now.clear()
+        # Not cleared before waiting: a SIGUSR1 during the last collection still counts.
         tasks = {asyncio.ensure_future(stopping.wait()), asyncio.ensure_future(self._now.wait())}
         with contextlib.suppress(TimeoutError):
             await asyncio.wait(tasks, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         for task in tasks:
             task.cancel()
+        self._now.clear()

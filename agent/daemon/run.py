@@ -44,8 +44,6 @@ from probelink.agent.state import AgentState, StateError
 from probelink.v1 import report_pb2
 
 EXIT_STOPPED, EXIT_SETUP, EXIT_FAULT, EXIT_RESTART = 0, 2, 70, RESTART_EXIT_CODE
-# How often the daemon looks at its own memory and CPU.
-SELF_CHECK_S = 10.0
 
 
 class SetupError(Exception):
@@ -150,9 +148,11 @@ class Daemon:
         try:
             done, _ = await asyncio.wait({stop, *tasks}, return_when=asyncio.FIRST_COMPLETED)
             for task in done - {stop}:
+                error = task.exception() if not task.cancelled() else None
+                if error is None and stopping.is_set():
+                    continue  # it asked for the stop itself (the self-monitor's restart)
                 # A part that should run for ever ended: say why, and let the supervisor
                 # start a fresh daemon rather than limp on without it.
-                error = task.exception() if not task.cancelled() else None
                 self.log.error(
                     "the %s stopped unexpectedly: %r",
                     task.get_name(),
@@ -201,7 +201,7 @@ class Daemon:
         )
         while not stopping.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), SELF_CHECK_S)
+                await asyncio.wait_for(stopping.wait(), self.config.agent_check_s)
             if stopping.is_set():
                 return
             advice = monitor.check()

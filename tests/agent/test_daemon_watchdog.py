@@ -101,6 +101,23 @@ def test_sigterm_during_a_hung_collection_stops_at_once_and_leaves_no_child(
     assert "stopped;" in agent.log()
 
 
+def test_a_daemon_over_its_memory_budget_asks_to_be_restarted(tmp_path: Path) -> None:
+    config = tmp_path / "agent.toml"
+    # 1 MiB: any Python process is over it, three checks in a row.
+    config.write_text("[watchdog]\nagent_rss_megabytes = 1\nagent_check_seconds = 0.2\n")
+    with ServerProcess(tmp_path / "server") as server:
+        agent = AgentProcess(
+            tmp_path / "agent", server.address, server.data_dir / SECRET, "--config", str(config)
+        )
+        with agent:
+            assert agent.proc is not None
+            assert agent.proc.wait(timeout=60) == 75
+    log = agent.log()
+    assert "watchdog: agent used" in log  # the event, logged once
+    assert "exiting with 75" in log
+    assert "stopped;" in log  # a clean stop: the spool closed, nothing lost
+
+
 def test_under_systemd_each_line_carries_its_priority_and_no_time(tmp_path: Path) -> None:
     log = tmp_path / "journal"
     code = (
