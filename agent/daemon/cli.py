@@ -20,6 +20,7 @@ from pathlib import Path
 
 from probelink.agent.daemon.config import CONFIG_ENV, ConfigError, DaemonConfig
 from probelink.agent.daemon.logs import daemon_logger
+from probelink.agent.daemon.memory import cap_malloc_arenas
 from probelink.agent.daemon.run import EXIT_SETUP, Daemon, SetupError
 from probelink.agent.daemon.watchdog import MIB
 
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check_config:
         print(json.dumps(config.as_json(), indent=2))
         return 0
-    _fewer_malloc_arenas()
+    cap_malloc_arenas()
     log = daemon_logger(json_lines=args.json)
     try:
         daemon = Daemon(config, log)
@@ -114,22 +115,6 @@ def main(argv: list[str] | None = None) -> int:
         log.error("cannot start: %s", err)
         return EXIT_SETUP
     return asyncio.run(daemon.run())
-
-
-def _fewer_malloc_arenas() -> None:
-    """Cap glibc's malloc arenas at two before gRPC starts its threads.
-
-    glibc gives each thread that allocates its own arena (up to 8 per core); for a
-    daemon that mostly waits, the spare arenas are resident memory for nothing. The
-    same as MALLOC_ARENA_MAX=2, set from here so it holds however the agent is started.
-    """
-    import contextlib
-    import ctypes
-
-    m_arena_max = -8  # mallopt's M_ARENA_MAX (malloc.h)
-    # Not glibc: nothing to tune.
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).mallopt(m_arena_max, 2)
 
 
 if __name__ == "__main__":

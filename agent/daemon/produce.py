@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from probelink.agent.daemon.backoff import jittered
 from probelink.agent.daemon.collect import Collected
 from probelink.agent.daemon.config import DaemonConfig
+from probelink.agent.daemon.memory import trim_heap
 from probelink.agent.daemon.status import StatusBoard
 from probelink.agent.spool import ReportTooLarge, Spool, SpoolError
 from probelink.v1 import report_pb2
@@ -89,6 +90,7 @@ class Producer:
                 return
             started = time.monotonic()
             await self.produce_one()
+            trim_heap()
             interval = jittered(self.config.interval_s, self.config.jitter, self._rng)
             wait = max(0.0, interval - (time.monotonic() - started))
 
