@@ -424,6 +424,9 @@ def run_and_kill(rng: random.Random, *args: str) -> list[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
+        # Unbuffered: readline() below must not read past "ready" into a buffer that
+        # communicate() (which reads the pipe's fd directly) would never see.
+        bufsize=0,
     )
     try:
         assert child.stdout is not None
