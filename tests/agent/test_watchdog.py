@@ -26,7 +26,6 @@ from probelink.agent.daemon.watchdog import (
     MIB,
     RSS_BYTES,
     WALL_SECONDS,
-    Advice,
     Denylist,
     ProcUsage,
     SelfBudget,
@@ -350,14 +349,18 @@ def test_cpu_over_budget_across_the_window_is_reported_once(grower: Grower) -> N
 
 
 def test_an_idle_process_within_budget_gives_no_advice(grower: Grower) -> None:
+    # CPU time comes in clock ticks (10 ms): over a 0.2-0.4 s window one stray tick of
+    # an idle process reads as 2.5-5 %. The budget leaves room for that, not for work.
     monitor = SelfMonitor(
-        SelfBudget(rss_bytes=1 << 40, cpu_percent=5.0, window_s=0.4), pid=grower.pid
+        SelfBudget(rss_bytes=1 << 40, cpu_percent=25.0, window_s=0.4), pid=grower.pid
     )
     deadline = time.monotonic() + 30
     while (advice := monitor.check()).cpu_percent is None:
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    assert advice == Advice(read_usage(grower.pid), 0.0, (), False)
+    assert advice.cpu_percent is not None and advice.cpu_percent < 25.0
+    assert (advice.events, advice.restart) == ((), False)
+    assert advice.usage.rss_bytes == pytest.approx(read_usage(grower.pid).rss_bytes, rel=0.05)
 
 
 def test_the_daemon_watches_itself_by_default() -> None:
