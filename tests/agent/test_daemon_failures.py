@@ -141,7 +141,8 @@ def test_a_flaky_network_resets_stalls_and_refuses_but_loses_nothing(tmp_path: P
         stored = stored_ids(server.data_dir)
         assert proxy.accepted > 3  # it did reconnect through every fault
     log = agent.log()
-    assert "in flight had no answer" in log  # the stall was noticed
+    # The stall was noticed: by unanswered reports, or by a write the server never took.
+    assert "in flight had no answer" in log or "the server took no data" in log
     assert set(stored) == set(backlog) | produced_by(agent)
 
 
