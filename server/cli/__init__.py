@@ -15,7 +15,7 @@ from __future__ import annotations
 import typer
 
 from probelink import __version__
-from probelink.server.cli import devices, dicts, reports, secrets, tokens
+from probelink.server.cli import devices, dicts, reports, rules, secrets, tokens
 from probelink.server.cli.local import run_local
 from probelink.server.cli.serve import serve
 
@@ -32,6 +32,7 @@ app.add_typer(tokens.app, name="token")
 app.add_typer(secrets.app, name="secret")
 app.add_typer(devices.app, name="device")
 app.add_typer(dicts.app, name="dict")
+app.add_typer(rules.app, name="rules")
 
 
 @app.command()
