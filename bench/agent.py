@@ -43,6 +43,7 @@ from selfcheck import REPO
 
 from probelink.agent.daemon.produce import spool_report
 from probelink.agent.daemon.status import SPOOL_FILE, read_status
+from probelink.agent.daemon.watchdog import read_usage
 from probelink.agent.spool import Spool
 from probelink.v1 import report_pb2
 
@@ -113,16 +114,12 @@ def cpu_ns(pid: int) -> int:
     return total
 
 
-def rss_bytes(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 def watch_idle(pid: int, seconds: float) -> dict[str, float]:
     """CPU % and resident memory of `pid` over `seconds` of idling."""
     start_cpu, start = cpu_ns(pid), time.monotonic()
     samples = []
     while time.monotonic() - start < seconds:
-        samples.append(rss_bytes(pid))
+        samples.append(read_usage(pid).rss_bytes)
         time.sleep(1.0)
     used = cpu_ns(pid) - start_cpu
     span = time.monotonic() - start

@@ -55,7 +55,7 @@ from __future__ import annotations
 import math
 import os
 import tomllib
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -219,9 +219,6 @@ class DaemonConfig:
                 raise ConfigError(f"the {name} {file} does not exist (or is not a file)")
         if self.sysfs_root is not None and not self.sysfs_root.is_dir():
             raise ConfigError(f"the sysfs root {self.sysfs_root} is not a directory")
-
-    def with_(self, **changes: Any) -> DaemonConfig:
-        return replace(self, **changes)
 
     @property
     def salt_file(self) -> Path:

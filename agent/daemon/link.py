@@ -159,9 +159,11 @@ class Link:
         self._credential_now = ""
         self._needs_enrollment = ""
         self._fetching: asyncio.Task[None] | None = None
-        # Acked by the server, not yet deleted from the spool: the acker deletes them
-        # in one commit per burst, so reading the stream never waits for an fsync.
-        self._acking: set[str] = set()
+        # Answered by the server, not yet settled in the spool (acked and awaiting the
+        # acker's delete, or refused and being moved aside): never sent again meanwhile.
+        # The acker deletes acked ones in one commit per burst, so reading the stream
+        # never waits for an fsync.
+        self._settling: set[str] = set()
         self._ack_queue: list[str] = []
         self._ack_ready = asyncio.Event()
 
@@ -358,7 +360,7 @@ class Link:
                 self.wake.clear()
                 room = self.config.window - len(in_flight)
                 if room > 0 and time.monotonic() >= self._pause_until:
-                    skip = {f.report_id for f in in_flight.values()} | self._acking
+                    skip = {f.report_id for f in in_flight.values()} | self._settling
                     batch = await asyncio.to_thread(self.spool.pending, room, skip)
                     for report_id, serialized in batch:
                         sequence += 1
@@ -495,7 +497,7 @@ class Link:
         for ack in acks.acks:
             in_flight.pop(ack.sequence, None)
             self._damaged.pop(ack.report_id, None)
-        self._acking.update(ids)
+        self._settling.update(ids)
         self._ack_queue += ids
         self._ack_ready.set()
         self._stream_acks += len(ids)
@@ -518,7 +520,7 @@ class Link:
                         return
                     await asyncio.sleep(1.0)
                     continue
-                self._acking.difference_update(ids)
+                self._settling.difference_update(ids)
                 self.board.acked(ids)
             if self._acker_done and not self._ack_queue:
                 return
@@ -565,11 +567,11 @@ class Link:
                 return
         self._damaged.pop(report_id, None)
         # Not resent while it is being moved aside.
-        self._acking.add(report_id)
+        self._settling.add(report_id)
         try:
             await asyncio.to_thread(self.spool.reject, report_id, reason, refusal.message)
         finally:
-            self._acking.discard(report_id)
+            self._settling.discard(report_id)
         self.log.error(
             "the server refused report %s for good (%s): %s. It is kept aside in the spool; "
             "`probelink-agent status` shows it",

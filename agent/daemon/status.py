@@ -21,7 +21,7 @@ import contextlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,6 @@ class DaemonStatus:
     next_report_at: float = 0.0
     last_report_at: float = 0.0
     produced: int = 0
-    watchdog: list[dict[str, Any]] = field(default_factory=list)
 
 
 class StatusBoard:

@@ -214,10 +214,6 @@ class DeviceKey:
         """The signature of a serialized Report (ReportFrame.signature)."""
         return self._signer.sign(signed_message(hashlib.sha256(serialized).digest()))
 
-    def sign_digest(self, digest: bytes) -> bytes:
-        """The same, for a report whose SHA-256 the caller already has."""
-        return self._signer.sign(signed_message(digest))
-
 
 class _CryptographySigner:
     def __init__(self, private_bytes: bytes) -> None:

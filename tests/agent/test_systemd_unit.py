@@ -6,6 +6,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -78,7 +79,8 @@ def test_the_example_config_loads_once_its_files_exist(tmp_path: Path) -> None:
     config = DaemonConfig.load(config_file, environ={"PROBELINK_AGENT_STATE": str(tmp_path)})
     # The example states the defaults: only the server, the files and the source differ.
     defaults = DaemonConfig(server="probelink.example:443", state_dir=tmp_path)
-    assert config == defaults.with_(
+    assert config == replace(
+        defaults,
         enroll_secret_file=tmp_path / "enroll.secret",
         tls_ca=tmp_path / "ca.pem",
         source=str(config_file),
