@@ -161,6 +161,45 @@ class DictionaryRecord:
     created_at_us: int
 
 
+@dataclass(frozen=True, slots=True)
+class DiagnosisRecord:
+    """A report's diagnosis document (JSON, schema probelink.diagnosis/v1) and what made it."""
+
+    report_id: str
+    device_id: str
+    ruleset_version: str
+    made_at_us: int
+    document: str
+
+
+@dataclass(frozen=True, slots=True)
+class WarrantyRecord:
+    """A device's purchase facts, which its diagnoses judge warranty by."""
+
+    device_id: str
+    purchase_date: str  # ISO 8601 date
+    region: str
+    plans: tuple[str, ...]
+    exclusions: tuple[str, ...]
+    updated_at_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class AdvisoryRecord:
+    """An advisory raised for a device; one per (device, code), ever."""
+
+    advisory_id: str
+    device_id: str
+    kind: str  # "trend" or "finding"
+    code: str
+    severity: str
+    text: dict[str, str]  # language -> text
+    action: str
+    report_id: str
+    raised_at_us: int
+    delivered_at_us: int | None = None
+
+
 class Store(abc.ABC):
     """One database holding reports, identities and dictionaries."""
 
@@ -276,6 +315,50 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def max_dictionary_id(self) -> int:
         """0 when none was ever issued."""
+
+    # -- diagnoses, warranty facts, advisories -----------------------------------------
+    @abc.abstractmethod
+    def device_history(
+        self, device_id: str, until_started_us: int, limit: int
+    ) -> list[StoredReport]:
+        """The device's newest `limit` reports started at or before `until_started_us`,
+        oldest first (by the report's own start time)."""
+
+    @abc.abstractmethod
+    def put_diagnosis(self, diagnosis: DiagnosisRecord) -> None:
+        """Store or replace the report's diagnosis."""
+
+    @abc.abstractmethod
+    def get_diagnosis(self, report_id: str) -> DiagnosisRecord | None: ...
+
+    @abc.abstractmethod
+    def stale_diagnoses(self, ruleset_version: str, limit: int) -> list[str]:
+        """Report ids of up to `limit` diagnoses made by another rule set."""
+
+    @abc.abstractmethod
+    def count_diagnoses(self, ruleset_version: str | None = None) -> int: ...
+
+    @abc.abstractmethod
+    def set_warranty(self, warranty: WarrantyRecord) -> None: ...
+
+    @abc.abstractmethod
+    def get_warranty(self, device_id: str) -> WarrantyRecord | None: ...
+
+    @abc.abstractmethod
+    def add_advisory(self, advisory: AdvisoryRecord) -> bool:
+        """Record it; False (and nothing written) when the device has one with that code."""
+
+    @abc.abstractmethod
+    def undelivered_advisories(self, device_id: str) -> list[AdvisoryRecord]:
+        """The device's advisories it has not confirmed, oldest first."""
+
+    @abc.abstractmethod
+    def mark_delivered(self, device_id: str, advisory_ids: Sequence[str], at_us: int) -> int:
+        """Mark the device's advisories delivered (the first time counts); rows changed."""
+
+    @abc.abstractmethod
+    def list_advisories(self, device_id: str | None, limit: int) -> list[AdvisoryRecord]:
+        """Newest raised first."""
 
     # -- life -------------------------------------------------------------------------
     @abc.abstractmethod

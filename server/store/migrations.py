@@ -148,7 +148,53 @@ _SIGNATURES = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_INITIAL, _SIGNATURES)
+_DIAGNOSES = Migration(
+    3,
+    "diagnoses, warranty facts, advisories",
+    (
+        # One diagnosis per report, replaced when recomputed; the rule-set version says
+        # which rules made it, so `diagnose --recompute --all` finds the stale ones.
+        """
+        CREATE TABLE diagnoses (
+            report_id        {id} PRIMARY KEY,
+            device_id        {id} NOT NULL,
+            ruleset_version  TEXT NOT NULL,
+            made_at_us       {int64} NOT NULL,
+            document         TEXT NOT NULL
+        )""",
+        "CREATE INDEX diagnoses_by_version ON diagnoses (ruleset_version, report_id)",
+        # History for trends: a device's reports by their own start time.
+        "CREATE INDEX reports_by_device_start ON reports (device_id, started_at_us)",
+        # plans and exclusions are JSON lists of catalog ids.
+        """
+        CREATE TABLE device_warranty (
+            device_id      {id} PRIMARY KEY,
+            purchase_date  TEXT NOT NULL,
+            region         TEXT NOT NULL,
+            plans          TEXT NOT NULL,
+            exclusions     TEXT NOT NULL,
+            updated_at_us  {int64} NOT NULL
+        )""",
+        # UNIQUE (device_id, code): an advisory is raised once per device and subject,
+        # however many reports see it again. text is a JSON object by language.
+        """
+        CREATE TABLE advisories (
+            advisory_id      {id} PRIMARY KEY,
+            device_id        {id} NOT NULL,
+            kind             TEXT NOT NULL,
+            code             TEXT NOT NULL,
+            severity         TEXT NOT NULL,
+            text             TEXT NOT NULL,
+            action           TEXT NOT NULL,
+            report_id        {id} NOT NULL,
+            raised_at_us     {int64} NOT NULL,
+            delivered_at_us  {int64},
+            UNIQUE (device_id, code)
+        )""",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_INITIAL, _SIGNATURES, _DIAGNOSES)
 LATEST: int = MIGRATIONS[-1].version
 
 

@@ -47,6 +47,7 @@ from probelink.server.store.migrations import (
     Migration,
     refuse_newer,
 )
+from probelink.server.store.sql_diagnoses import DiagnosisTables
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
@@ -188,7 +189,20 @@ def _one(rows: list[Row]) -> Row | None:
     return rows[0] if rows else None
 
 
-class SqlStore(Store):
+# A stored report with its device's key, as `get_report` and `device_history` read it.
+HISTORY_SELECT = (
+    f"SELECT {_ROW_COLUMNS}, frame, "
+    "(SELECT public_key FROM devices WHERE devices.device_id = reports.device_id) "
+    "FROM reports"
+)
+
+
+def stored_of(row: Row) -> StoredReport:
+    public_key = bytes(row[-1]) if row[-1] is not None else None
+    return StoredReport(row_of(row[:-2]), bytes(row[-2]), public_key)
+
+
+class SqlStore(DiagnosisTables, Store):
     """Every Store method but the transaction seam and the batch insert."""
 
     @abc.abstractmethod
@@ -249,16 +263,21 @@ class SqlStore(Store):
         return self._run(lambda tx: self._store_batch(tx, batch, received_at_us), write=True)
 
     def get_report(self, report_id: str) -> StoredReport | None:
-        sql = (
-            f"SELECT {_ROW_COLUMNS}, frame, "
-            "(SELECT public_key FROM devices WHERE devices.device_id = reports.device_id) "
-            "FROM reports WHERE report_id = ?"
-        )
+        sql = f"{HISTORY_SELECT} WHERE report_id = ?"
         row = _one(self._run(lambda tx: tx.query(sql, (report_id,)), write=False))
-        if row is None:
-            return None
-        public_key = bytes(row[-1]) if row[-1] is not None else None
-        return StoredReport(row_of(row[:-2]), bytes(row[-2]), public_key)
+        return None if row is None else stored_of(row)
+
+    def device_history(
+        self, device_id: str, until_started_us: int, limit: int
+    ) -> list[StoredReport]:
+        sql = (
+            f"{HISTORY_SELECT} WHERE device_id = ? AND started_at_us <= ? "
+            "ORDER BY started_at_us DESC, report_id DESC LIMIT ?"
+        )
+        rows = self._run(
+            lambda tx: tx.query(sql, (device_id, until_started_us, limit)), write=False
+        )
+        return [stored_of(r) for r in reversed(rows)]
 
     def list_reports(
         self, device_id: str | None, limit: int, after: tuple[int, str] | None = None

@@ -23,60 +23,65 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from probelink.v1 import advisory_pb2 as probelink_dot_v1_dot_advisory__pb2
 from probelink.v1 import wire_pb2 as probelink_dot_v1_dot_wire__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18probelink/v1/admin.proto\x12\x0cprobelink.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17probelink/v1/wire.proto\"\xc1\x01\n\tTokenInfo\x12\x10\n\x08token_id\x18\x01 \x01(\t\x12 \n\x04role\x18\x02 \x01(\x0e\x32\x12.probelink.v1.Role\x12\r\n\x05label\x18\x03 \x01(\t\x12\x11\n\tdevice_id\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nrevoked_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"X\n\x12\x43reateTokenRequest\x12 \n\x04role\x18\x01 \x01(\x0e\x32\x12.probelink.v1.Role\x12\r\n\x05label\x18\x02 \x01(\t\x12\x11\n\tdevice_id\x18\x03 \x01(\t\"K\n\x13\x43reateTokenResponse\x12%\n\x04info\x18\x01 \x01(\x0b\x32\x17.probelink.v1.TokenInfo\x12\r\n\x05token\x18\x02 \x01(\t\"&\n\x12RevokeTokenRequest\x12\x10\n\x08token_id\x18\x01 \x01(\t\"<\n\x13RevokeTokenResponse\x12%\n\x04info\x18\x01 \x01(\x0b\x32\x17.probelink.v1.TokenInfo\"\x13\n\x11ListTokensRequest\"=\n\x12ListTokensResponse\x12\'\n\x06tokens\x18\x01 \x03(\x0b\x32\x17.probelink.v1.TokenInfo\"\x94\x01\n\x10\x45nrollSecretInfo\x12\x11\n\tsecret_id\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nrevoked_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"*\n\x19\x43reateEnrollSecretRequest\x12\r\n\x05label\x18\x01 \x01(\t\"Z\n\x1a\x43reateEnrollSecretResponse\x12,\n\x04info\x18\x01 \x01(\x0b\x32\x1e.probelink.v1.EnrollSecretInfo\x12\x0e\n\x06secret\x18\x02 \x01(\t\".\n\x19RevokeEnrollSecretRequest\x12\x11\n\tsecret_id\x18\x01 \x01(\t\"J\n\x1aRevokeEnrollSecretResponse\x12,\n\x04info\x18\x01 \x01(\x0b\x32\x1e.probelink.v1.EnrollSecretInfo\"\x1a\n\x18ListEnrollSecretsRequest\"L\n\x19ListEnrollSecretsResponse\x12/\n\x07secrets\x18\x01 \x03(\x0b\x32\x1e.probelink.v1.EnrollSecretInfo\"\xd6\x01\n\nDeviceInfo\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x14\n\x0cmanufacturer\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x15\n\ragent_version\x18\x04 \x01(\t\x12\x18\n\x10\x65nroll_secret_id\x18\x05 \x01(\t\x12/\n\x0b\x65nrolled_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nrevoked_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x14\n\x12ListDevicesRequest\"@\n\x13ListDevicesResponse\x12)\n\x07\x64\x65vices\x18\x01 \x03(\x0b\x32\x18.probelink.v1.DeviceInfo\"(\n\x13RevokeDeviceRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\">\n\x14RevokeDeviceResponse\x12&\n\x04info\x18\x01 \x01(\x0b\x32\x18.probelink.v1.DeviceInfo\".\n\x16TrainDictionaryRequest\x12\x14\n\x0csample_limit\x18\x01 \x01(\r\"G\n\x17TrainDictionaryResponse\x12,\n\ndictionary\x18\x01 \x01(\x0b\x32\x18.probelink.v1.Dictionary*x\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_DEVICE\x10\x01\x12\x11\n\rROLE_CUSTOMER\x10\x02\x12\x13\n\x0fROLE_TECHNICIAN\x10\x03\x12\x11\n\rROLE_ENGINEER\x10\x04\x12\x0e\n\nROLE_ADMIN\x10\x05\x32\xca\x06\n\x0c\x41\x64minService\x12R\n\x0b\x43reateToken\x12 .probelink.v1.CreateTokenRequest\x1a!.probelink.v1.CreateTokenResponse\x12R\n\x0bRevokeToken\x12 .probelink.v1.RevokeTokenRequest\x1a!.probelink.v1.RevokeTokenResponse\x12O\n\nListTokens\x12\x1f.probelink.v1.ListTokensRequest\x1a .probelink.v1.ListTokensResponse\x12g\n\x12\x43reateEnrollSecret\x12\'.probelink.v1.CreateEnrollSecretRequest\x1a(.probelink.v1.CreateEnrollSecretResponse\x12g\n\x12RevokeEnrollSecret\x12\'.probelink.v1.RevokeEnrollSecretRequest\x1a(.probelink.v1.RevokeEnrollSecretResponse\x12\x64\n\x11ListEnrollSecrets\x12&.probelink.v1.ListEnrollSecretsRequest\x1a\'.probelink.v1.ListEnrollSecretsResponse\x12R\n\x0bListDevices\x12 .probelink.v1.ListDevicesRequest\x1a!.probelink.v1.ListDevicesResponse\x12U\n\x0cRevokeDevice\x12!.probelink.v1.RevokeDeviceRequest\x1a\".probelink.v1.RevokeDeviceResponse\x12^\n\x0fTrainDictionary\x12$.probelink.v1.TrainDictionaryRequest\x1a%.probelink.v1.TrainDictionaryResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18probelink/v1/admin.proto\x12\x0cprobelink.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bprobelink/v1/advisory.proto\x1a\x17probelink/v1/wire.proto\"\xc1\x01\n\tTokenInfo\x12\x10\n\x08token_id\x18\x01 \x01(\t\x12 \n\x04role\x18\x02 \x01(\x0e\x32\x12.probelink.v1.Role\x12\r\n\x05label\x18\x03 \x01(\t\x12\x11\n\tdevice_id\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nrevoked_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"X\n\x12\x43reateTokenRequest\x12 \n\x04role\x18\x01 \x01(\x0e\x32\x12.probelink.v1.Role\x12\r\n\x05label\x18\x02 \x01(\t\x12\x11\n\tdevice_id\x18\x03 \x01(\t\"K\n\x13\x43reateTokenResponse\x12%\n\x04info\x18\x01 \x01(\x0b\x32\x17.probelink.v1.TokenInfo\x12\r\n\x05token\x18\x02 \x01(\t\"&\n\x12RevokeTokenRequest\x12\x10\n\x08token_id\x18\x01 \x01(\t\"<\n\x13RevokeTokenResponse\x12%\n\x04info\x18\x01 \x01(\x0b\x32\x17.probelink.v1.TokenInfo\"\x13\n\x11ListTokensRequest\"=\n\x12ListTokensResponse\x12\'\n\x06tokens\x18\x01 \x03(\x0b\x32\x17.probelink.v1.TokenInfo\"\x94\x01\n\x10\x45nrollSecretInfo\x12\x11\n\tsecret_id\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nrevoked_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"*\n\x19\x43reateEnrollSecretRequest\x12\r\n\x05label\x18\x01 \x01(\t\"Z\n\x1a\x43reateEnrollSecretResponse\x12,\n\x04info\x18\x01 \x01(\x0b\x32\x1e.probelink.v1.EnrollSecretInfo\x12\x0e\n\x06secret\x18\x02 \x01(\t\".\n\x19RevokeEnrollSecretRequest\x12\x11\n\tsecret_id\x18\x01 \x01(\t\"J\n\x1aRevokeEnrollSecretResponse\x12,\n\x04info\x18\x01 \x01(\x0b\x32\x1e.probelink.v1.EnrollSecretInfo\"\x1a\n\x18ListEnrollSecretsRequest\"L\n\x19ListEnrollSecretsResponse\x12/\n\x07secrets\x18\x01 \x03(\x0b\x32\x1e.probelink.v1.EnrollSecretInfo\"\xd6\x01\n\nDeviceInfo\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x14\n\x0cmanufacturer\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x15\n\ragent_version\x18\x04 \x01(\t\x12\x18\n\x10\x65nroll_secret_id\x18\x05 \x01(\t\x12/\n\x0b\x65nrolled_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nrevoked_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x14\n\x12ListDevicesRequest\"@\n\x13ListDevicesResponse\x12)\n\x07\x64\x65vices\x18\x01 \x03(\x0b\x32\x18.probelink.v1.DeviceInfo\"(\n\x13RevokeDeviceRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\">\n\x14RevokeDeviceResponse\x12&\n\x04info\x18\x01 \x01(\x0b\x32\x18.probelink.v1.DeviceInfo\".\n\x16TrainDictionaryRequest\x12\x14\n\x0csample_limit\x18\x01 \x01(\r\"G\n\x17TrainDictionaryResponse\x12,\n\ndictionary\x18\x01 \x01(\x0b\x32\x18.probelink.v1.Dictionary\"\\\n\x18SetDeviceWarrantyRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12-\n\x08warranty\x18\x02 \x01(\x0b\x32\x1b.probelink.v1.WarrantyFacts\"J\n\x19SetDeviceWarrantyResponse\x12-\n\x08warranty\x18\x01 \x01(\x0b\x32\x1b.probelink.v1.WarrantyFacts*x\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_DEVICE\x10\x01\x12\x11\n\rROLE_CUSTOMER\x10\x02\x12\x13\n\x0fROLE_TECHNICIAN\x10\x03\x12\x11\n\rROLE_ENGINEER\x10\x04\x12\x0e\n\nROLE_ADMIN\x10\x05\x32\xb0\x07\n\x0c\x41\x64minService\x12R\n\x0b\x43reateToken\x12 .probelink.v1.CreateTokenRequest\x1a!.probelink.v1.CreateTokenResponse\x12R\n\x0bRevokeToken\x12 .probelink.v1.RevokeTokenRequest\x1a!.probelink.v1.RevokeTokenResponse\x12O\n\nListTokens\x12\x1f.probelink.v1.ListTokensRequest\x1a .probelink.v1.ListTokensResponse\x12g\n\x12\x43reateEnrollSecret\x12\'.probelink.v1.CreateEnrollSecretRequest\x1a(.probelink.v1.CreateEnrollSecretResponse\x12g\n\x12RevokeEnrollSecret\x12\'.probelink.v1.RevokeEnrollSecretRequest\x1a(.probelink.v1.RevokeEnrollSecretResponse\x12\x64\n\x11ListEnrollSecrets\x12&.probelink.v1.ListEnrollSecretsRequest\x1a\'.probelink.v1.ListEnrollSecretsResponse\x12R\n\x0bListDevices\x12 .probelink.v1.ListDevicesRequest\x1a!.probelink.v1.ListDevicesResponse\x12U\n\x0cRevokeDevice\x12!.probelink.v1.RevokeDeviceRequest\x1a\".probelink.v1.RevokeDeviceResponse\x12^\n\x0fTrainDictionary\x12$.probelink.v1.TrainDictionaryRequest\x1a%.probelink.v1.TrainDictionaryResponse\x12\x64\n\x11SetDeviceWarranty\x12&.probelink.v1.SetDeviceWarrantyRequest\x1a\'.probelink.v1.SetDeviceWarrantyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'probelink.v1.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=1698
-  _globals['_ROLE']._serialized_end=1818
-  _globals['_TOKENINFO']._serialized_start=101
-  _globals['_TOKENINFO']._serialized_end=294
-  _globals['_CREATETOKENREQUEST']._serialized_start=296
-  _globals['_CREATETOKENREQUEST']._serialized_end=384
-  _globals['_CREATETOKENRESPONSE']._serialized_start=386
-  _globals['_CREATETOKENRESPONSE']._serialized_end=461
-  _globals['_REVOKETOKENREQUEST']._serialized_start=463
-  _globals['_REVOKETOKENREQUEST']._serialized_end=501
-  _globals['_REVOKETOKENRESPONSE']._serialized_start=503
-  _globals['_REVOKETOKENRESPONSE']._serialized_end=563
-  _globals['_LISTTOKENSREQUEST']._serialized_start=565
-  _globals['_LISTTOKENSREQUEST']._serialized_end=584
-  _globals['_LISTTOKENSRESPONSE']._serialized_start=586
-  _globals['_LISTTOKENSRESPONSE']._serialized_end=647
-  _globals['_ENROLLSECRETINFO']._serialized_start=650
-  _globals['_ENROLLSECRETINFO']._serialized_end=798
-  _globals['_CREATEENROLLSECRETREQUEST']._serialized_start=800
-  _globals['_CREATEENROLLSECRETREQUEST']._serialized_end=842
-  _globals['_CREATEENROLLSECRETRESPONSE']._serialized_start=844
-  _globals['_CREATEENROLLSECRETRESPONSE']._serialized_end=934
-  _globals['_REVOKEENROLLSECRETREQUEST']._serialized_start=936
-  _globals['_REVOKEENROLLSECRETREQUEST']._serialized_end=982
-  _globals['_REVOKEENROLLSECRETRESPONSE']._serialized_start=984
-  _globals['_REVOKEENROLLSECRETRESPONSE']._serialized_end=1058
-  _globals['_LISTENROLLSECRETSREQUEST']._serialized_start=1060
-  _globals['_LISTENROLLSECRETSREQUEST']._serialized_end=1086
-  _globals['_LISTENROLLSECRETSRESPONSE']._serialized_start=1088
-  _globals['_LISTENROLLSECRETSRESPONSE']._serialized_end=1164
-  _globals['_DEVICEINFO']._serialized_start=1167
-  _globals['_DEVICEINFO']._serialized_end=1381
-  _globals['_LISTDEVICESREQUEST']._serialized_start=1383
-  _globals['_LISTDEVICESREQUEST']._serialized_end=1403
-  _globals['_LISTDEVICESRESPONSE']._serialized_start=1405
-  _globals['_LISTDEVICESRESPONSE']._serialized_end=1469
-  _globals['_REVOKEDEVICEREQUEST']._serialized_start=1471
-  _globals['_REVOKEDEVICEREQUEST']._serialized_end=1511
-  _globals['_REVOKEDEVICERESPONSE']._serialized_start=1513
-  _globals['_REVOKEDEVICERESPONSE']._serialized_end=1575
-  _globals['_TRAINDICTIONARYREQUEST']._serialized_start=1577
-  _globals['_TRAINDICTIONARYREQUEST']._serialized_end=1623
-  _globals['_TRAINDICTIONARYRESPONSE']._serialized_start=1625
-  _globals['_TRAINDICTIONARYRESPONSE']._serialized_end=1696
-  _globals['_ADMINSERVICE']._serialized_start=1821
-  _globals['_ADMINSERVICE']._serialized_end=2663
+  _globals['_ROLE']._serialized_start=1897
+  _globals['_ROLE']._serialized_end=2017
+  _globals['_TOKENINFO']._serialized_start=130
+  _globals['_TOKENINFO']._serialized_end=323
+  _globals['_CREATETOKENREQUEST']._serialized_start=325
+  _globals['_CREATETOKENREQUEST']._serialized_end=413
+  _globals['_CREATETOKENRESPONSE']._serialized_start=415
+  _globals['_CREATETOKENRESPONSE']._serialized_end=490
+  _globals['_REVOKETOKENREQUEST']._serialized_start=492
+  _globals['_REVOKETOKENREQUEST']._serialized_end=530
+  _globals['_REVOKETOKENRESPONSE']._serialized_start=532
+  _globals['_REVOKETOKENRESPONSE']._serialized_end=592
+  _globals['_LISTTOKENSREQUEST']._serialized_start=594
+  _globals['_LISTTOKENSREQUEST']._serialized_end=613
+  _globals['_LISTTOKENSRESPONSE']._serialized_start=615
+  _globals['_LISTTOKENSRESPONSE']._serialized_end=676
+  _globals['_ENROLLSECRETINFO']._serialized_start=679
+  _globals['_ENROLLSECRETINFO']._serialized_end=827
+  _globals['_CREATEENROLLSECRETREQUEST']._serialized_start=829
+  _globals['_CREATEENROLLSECRETREQUEST']._serialized_end=871
+  _globals['_CREATEENROLLSECRETRESPONSE']._serialized_start=873
+  _globals['_CREATEENROLLSECRETRESPONSE']._serialized_end=963
+  _globals['_REVOKEENROLLSECRETREQUEST']._serialized_start=965
+  _globals['_REVOKEENROLLSECRETREQUEST']._serialized_end=1011
+  _globals['_REVOKEENROLLSECRETRESPONSE']._serialized_start=1013
+  _globals['_REVOKEENROLLSECRETRESPONSE']._serialized_end=1087
+  _globals['_LISTENROLLSECRETSREQUEST']._serialized_start=1089
+  _globals['_LISTENROLLSECRETSREQUEST']._serialized_end=1115
+  _globals['_LISTENROLLSECRETSRESPONSE']._serialized_start=1117
+  _globals['_LISTENROLLSECRETSRESPONSE']._serialized_end=1193
+  _globals['_DEVICEINFO']._serialized_start=1196
+  _globals['_DEVICEINFO']._serialized_end=1410
+  _globals['_LISTDEVICESREQUEST']._serialized_start=1412
+  _globals['_LISTDEVICESREQUEST']._serialized_end=1432
+  _globals['_LISTDEVICESRESPONSE']._serialized_start=1434
+  _globals['_LISTDEVICESRESPONSE']._serialized_end=1498
+  _globals['_REVOKEDEVICEREQUEST']._serialized_start=1500
+  _globals['_REVOKEDEVICEREQUEST']._serialized_end=1540
+  _globals['_REVOKEDEVICERESPONSE']._serialized_start=1542
+  _globals['_REVOKEDEVICERESPONSE']._serialized_end=1604
+  _globals['_TRAINDICTIONARYREQUEST']._serialized_start=1606
+  _globals['_TRAINDICTIONARYREQUEST']._serialized_end=1652
+  _globals['_TRAINDICTIONARYRESPONSE']._serialized_start=1654
+  _globals['_TRAINDICTIONARYRESPONSE']._serialized_end=1725
+  _globals['_SETDEVICEWARRANTYREQUEST']._serialized_start=1727
+  _globals['_SETDEVICEWARRANTYREQUEST']._serialized_end=1819
+  _globals['_SETDEVICEWARRANTYRESPONSE']._serialized_start=1821
+  _globals['_SETDEVICEWARRANTYRESPONSE']._serialized_end=1895
+  _globals['_ADMINSERVICE']._serialized_start=2020
+  _globals['_ADMINSERVICE']._serialized_end=2964
 # @@protoc_insertion_point(module_scope)

@@ -9,6 +9,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from probelink.v1 import advisory_pb2 as _advisory_pb2
 from probelink.v1 import wire_pb2 as _wire_pb2
 import builtins as _builtins
 import sys
@@ -513,3 +514,46 @@ class TrainDictionaryResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TrainDictionaryResponse: _TypeAlias = TrainDictionaryResponse  # noqa: Y015
+
+@_typing.final
+class SetDeviceWarrantyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEVICE_ID_FIELD_NUMBER: _builtins.int
+    WARRANTY_FIELD_NUMBER: _builtins.int
+    device_id: _builtins.str
+    @_builtins.property
+    def warranty(self) -> _advisory_pb2.WarrantyFacts: ...
+    def __init__(
+        self,
+        *,
+        device_id: _builtins.str = ...,
+        warranty: _advisory_pb2.WarrantyFacts | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["warranty", b"warranty"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_id", b"device_id", "warranty", b"warranty"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetDeviceWarrantyRequest: _TypeAlias = SetDeviceWarrantyRequest  # noqa: Y015
+
+@_typing.final
+class SetDeviceWarrantyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WARRANTY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def warranty(self) -> _advisory_pb2.WarrantyFacts: ...
+    def __init__(
+        self,
+        *,
+        warranty: _advisory_pb2.WarrantyFacts | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["warranty", b"warranty"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["warranty", b"warranty"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetDeviceWarrantyResponse: _TypeAlias = SetDeviceWarrantyResponse  # noqa: Y015

@@ -80,6 +80,11 @@ class AdminServiceStub:
                 request_serializer=probelink_dot_v1_dot_admin__pb2.TrainDictionaryRequest.SerializeToString,
                 response_deserializer=probelink_dot_v1_dot_admin__pb2.TrainDictionaryResponse.FromString,
                 _registered_method=True)
+        self.SetDeviceWarranty = channel.unary_unary(
+                '/probelink.v1.AdminService/SetDeviceWarranty',
+                request_serializer=probelink_dot_v1_dot_admin__pb2.SetDeviceWarrantyRequest.SerializeToString,
+                response_deserializer=probelink_dot_v1_dot_admin__pb2.SetDeviceWarrantyResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -140,6 +145,13 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetDeviceWarranty(self, request, context):
+        """Record a device's purchase facts, which its diagnoses judge warranty by.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -187,6 +199,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.TrainDictionary,
                     request_deserializer=probelink_dot_v1_dot_admin__pb2.TrainDictionaryRequest.FromString,
                     response_serializer=probelink_dot_v1_dot_admin__pb2.TrainDictionaryResponse.SerializeToString,
+            ),
+            'SetDeviceWarranty': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetDeviceWarranty,
+                    request_deserializer=probelink_dot_v1_dot_admin__pb2.SetDeviceWarrantyRequest.FromString,
+                    response_serializer=probelink_dot_v1_dot_admin__pb2.SetDeviceWarrantyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -433,6 +450,33 @@ class AdminService:
             '/probelink.v1.AdminService/TrainDictionary',
             probelink_dot_v1_dot_admin__pb2.TrainDictionaryRequest.SerializeToString,
             probelink_dot_v1_dot_admin__pb2.TrainDictionaryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetDeviceWarranty(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/probelink.v1.AdminService/SetDeviceWarranty',
+            probelink_dot_v1_dot_admin__pb2.SetDeviceWarrantyRequest.SerializeToString,
+            probelink_dot_v1_dot_admin__pb2.SetDeviceWarrantyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -42,6 +42,8 @@ class AdminServiceStub:
     ListDevices: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListDevicesRequest, _admin_pb2.ListDevicesResponse]
     RevokeDevice: _grpc.UnaryUnaryMultiCallable[_admin_pb2.RevokeDeviceRequest, _admin_pb2.RevokeDeviceResponse]
     TrainDictionary: _grpc.UnaryUnaryMultiCallable[_admin_pb2.TrainDictionaryRequest, _admin_pb2.TrainDictionaryResponse]
+    SetDeviceWarranty: _grpc.UnaryUnaryMultiCallable[_admin_pb2.SetDeviceWarrantyRequest, _admin_pb2.SetDeviceWarrantyResponse]
+    """Record a device's purchase facts, which its diagnoses judge warranty by."""
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -57,6 +59,8 @@ class AdminServiceAsyncStub(AdminServiceStub):
     ListDevices: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListDevicesRequest, _admin_pb2.ListDevicesResponse]  # type: ignore[assignment]
     RevokeDevice: _aio.UnaryUnaryMultiCallable[_admin_pb2.RevokeDeviceRequest, _admin_pb2.RevokeDeviceResponse]  # type: ignore[assignment]
     TrainDictionary: _aio.UnaryUnaryMultiCallable[_admin_pb2.TrainDictionaryRequest, _admin_pb2.TrainDictionaryResponse]  # type: ignore[assignment]
+    SetDeviceWarranty: _aio.UnaryUnaryMultiCallable[_admin_pb2.SetDeviceWarrantyRequest, _admin_pb2.SetDeviceWarrantyResponse]  # type: ignore[assignment]
+    """Record a device's purchase facts, which its diagnoses judge warranty by."""
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """The operator's service: tokens, enroll secrets, devices and dictionaries. Admin only."""
@@ -123,5 +127,13 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_pb2.TrainDictionaryRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.TrainDictionaryResponse, _abc.Awaitable[_admin_pb2.TrainDictionaryResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SetDeviceWarranty(
+        self,
+        request: _admin_pb2.SetDeviceWarrantyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.SetDeviceWarrantyResponse, _abc.Awaitable[_admin_pb2.SetDeviceWarrantyResponse]]:
+        """Record a device's purchase facts, which its diagnoses judge warranty by."""
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -22,39 +22,42 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from probelink.v1 import advisory_pb2 as probelink_dot_v1_dot_advisory__pb2
 from probelink.v1 import report_pb2 as probelink_dot_v1_dot_report__pb2
 from probelink.v1 import wire_pb2 as probelink_dot_v1_dot_wire__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aprobelink/v1/gateway.proto\x12\x0cprobelink.v1\x1a\x19probelink/v1/report.proto\x1a\x17probelink/v1/wire.proto\"\x88\x01\n\rEnrollRequest\x12\x15\n\renroll_secret\x18\x01 \x01(\t\x12.\n\x08identity\x18\x02 \x01(\x0b\x32\x1c.probelink.v1.DeviceIdentity\x12\x15\n\ragent_version\x18\x03 \x01(\t\x12\x19\n\x11\x64\x65vice_public_key\x18\x04 \x01(\x0c\"e\n\x0e\x45nrollResponse\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x12\n\ncredential\x18\x02 \x01(\t\x12,\n\ndictionary\x18\x03 \x01(\x0b\x32\x18.probelink.v1.Dictionary\"s\n\x0e\x43onnectRequest\x12+\n\x05hello\x18\x01 \x01(\x0b\x32\x1a.probelink.v1.ConnectHelloH\x00\x12,\n\x06report\x18\x02 \x01(\x0b\x32\x1a.probelink.v1.ReportUploadH\x00\x42\x06\n\x04\x62ody\"<\n\x0c\x43onnectHello\x12\x15\n\rdictionary_id\x18\x01 \x01(\r\x12\x15\n\ragent_version\x18\x02 \x01(\t\"J\n\x0cReportUpload\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12(\n\x05\x66rame\x18\x02 \x01(\x0b\x32\x19.probelink.v1.ReportFrame\"\xae\x01\n\x0f\x43onnectResponse\x12.\n\x07refusal\x18\x02 \x01(\x0b\x32\x1b.probelink.v1.ReportRefusalH\x00\x12.\n\ndictionary\x18\x03 \x01(\x0b\x32\x18.probelink.v1.DictionaryH\x00\x12(\n\x04\x61\x63ks\x18\x04 \x01(\x0b\x32\x18.probelink.v1.ReportAcksH\x00\x42\x06\n\x04\x62odyJ\x04\x08\x01\x10\x02R\x03\x61\x63k\"3\n\nReportAcks\x12%\n\x04\x61\x63ks\x18\x01 \x03(\x0b\x32\x17.probelink.v1.ReportAck\"?\n\x13UploadReportRequest\x12(\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x19.probelink.v1.ReportFrame\"<\n\x14UploadReportResponse\x12$\n\x03\x61\x63k\x18\x01 \x01(\x0b\x32\x17.probelink.v1.ReportAck\"-\n\x14GetDictionaryRequest\x12\x15\n\rdictionary_id\x18\x01 \x01(\r\"E\n\x15GetDictionaryResponse\x12,\n\ndictionary\x18\x01 \x01(\x0b\x32\x18.probelink.v1.Dictionary2\xd7\x02\n\x13\x41gentGatewayService\x12\x43\n\x06\x45nroll\x12\x1b.probelink.v1.EnrollRequest\x1a\x1c.probelink.v1.EnrollResponse\x12J\n\x07\x43onnect\x12\x1c.probelink.v1.ConnectRequest\x1a\x1d.probelink.v1.ConnectResponse(\x01\x30\x01\x12U\n\x0cUploadReport\x12!.probelink.v1.UploadReportRequest\x1a\".probelink.v1.UploadReportResponse\x12X\n\rGetDictionary\x12\".probelink.v1.GetDictionaryRequest\x1a#.probelink.v1.GetDictionaryResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aprobelink/v1/gateway.proto\x12\x0cprobelink.v1\x1a\x1bprobelink/v1/advisory.proto\x1a\x19probelink/v1/report.proto\x1a\x17probelink/v1/wire.proto\"\x88\x01\n\rEnrollRequest\x12\x15\n\renroll_secret\x18\x01 \x01(\t\x12.\n\x08identity\x18\x02 \x01(\x0b\x32\x1c.probelink.v1.DeviceIdentity\x12\x15\n\ragent_version\x18\x03 \x01(\t\x12\x19\n\x11\x64\x65vice_public_key\x18\x04 \x01(\x0c\"e\n\x0e\x45nrollResponse\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x12\n\ncredential\x18\x02 \x01(\t\x12,\n\ndictionary\x18\x03 \x01(\x0b\x32\x18.probelink.v1.Dictionary\"\xb4\x01\n\x0e\x43onnectRequest\x12+\n\x05hello\x18\x01 \x01(\x0b\x32\x1a.probelink.v1.ConnectHelloH\x00\x12,\n\x06report\x18\x02 \x01(\x0b\x32\x1a.probelink.v1.ReportUploadH\x00\x12?\n\x13\x61\x64visories_received\x18\x03 \x01(\x0b\x32 .probelink.v1.AdvisoriesReceivedH\x00\x42\x06\n\x04\x62ody\"*\n\x12\x41\x64visoriesReceived\x12\x14\n\x0c\x61\x64visory_ids\x18\x01 \x03(\t\"<\n\x0c\x43onnectHello\x12\x15\n\rdictionary_id\x18\x01 \x01(\r\x12\x15\n\ragent_version\x18\x02 \x01(\t\"J\n\x0cReportUpload\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12(\n\x05\x66rame\x18\x02 \x01(\x0b\x32\x19.probelink.v1.ReportFrame\"\xda\x01\n\x0f\x43onnectResponse\x12.\n\x07refusal\x18\x02 \x01(\x0b\x32\x1b.probelink.v1.ReportRefusalH\x00\x12.\n\ndictionary\x18\x03 \x01(\x0b\x32\x18.probelink.v1.DictionaryH\x00\x12(\n\x04\x61\x63ks\x18\x04 \x01(\x0b\x32\x18.probelink.v1.ReportAcksH\x00\x12*\n\x08\x61\x64visory\x18\x05 \x01(\x0b\x32\x16.probelink.v1.AdvisoryH\x00\x42\x06\n\x04\x62odyJ\x04\x08\x01\x10\x02R\x03\x61\x63k\"3\n\nReportAcks\x12%\n\x04\x61\x63ks\x18\x01 \x03(\x0b\x32\x17.probelink.v1.ReportAck\"?\n\x13UploadReportRequest\x12(\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x19.probelink.v1.ReportFrame\"<\n\x14UploadReportResponse\x12$\n\x03\x61\x63k\x18\x01 \x01(\x0b\x32\x17.probelink.v1.ReportAck\"-\n\x14GetDictionaryRequest\x12\x15\n\rdictionary_id\x18\x01 \x01(\r\"E\n\x15GetDictionaryResponse\x12,\n\ndictionary\x18\x01 \x01(\x0b\x32\x18.probelink.v1.Dictionary2\xd7\x02\n\x13\x41gentGatewayService\x12\x43\n\x06\x45nroll\x12\x1b.probelink.v1.EnrollRequest\x1a\x1c.probelink.v1.EnrollResponse\x12J\n\x07\x43onnect\x12\x1c.probelink.v1.ConnectRequest\x1a\x1d.probelink.v1.ConnectResponse(\x01\x30\x01\x12U\n\x0cUploadReport\x12!.probelink.v1.UploadReportRequest\x1a\".probelink.v1.UploadReportResponse\x12X\n\rGetDictionary\x12\".probelink.v1.GetDictionaryRequest\x1a#.probelink.v1.GetDictionaryResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'probelink.v1.gateway_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ENROLLREQUEST']._serialized_start=97
-  _globals['_ENROLLREQUEST']._serialized_end=233
-  _globals['_ENROLLRESPONSE']._serialized_start=235
-  _globals['_ENROLLRESPONSE']._serialized_end=336
-  _globals['_CONNECTREQUEST']._serialized_start=338
-  _globals['_CONNECTREQUEST']._serialized_end=453
-  _globals['_CONNECTHELLO']._serialized_start=455
-  _globals['_CONNECTHELLO']._serialized_end=515
-  _globals['_REPORTUPLOAD']._serialized_start=517
-  _globals['_REPORTUPLOAD']._serialized_end=591
-  _globals['_CONNECTRESPONSE']._serialized_start=594
-  _globals['_CONNECTRESPONSE']._serialized_end=768
-  _globals['_REPORTACKS']._serialized_start=770
-  _globals['_REPORTACKS']._serialized_end=821
-  _globals['_UPLOADREPORTREQUEST']._serialized_start=823
-  _globals['_UPLOADREPORTREQUEST']._serialized_end=886
-  _globals['_UPLOADREPORTRESPONSE']._serialized_start=888
-  _globals['_UPLOADREPORTRESPONSE']._serialized_end=948
-  _globals['_GETDICTIONARYREQUEST']._serialized_start=950
-  _globals['_GETDICTIONARYREQUEST']._serialized_end=995
-  _globals['_GETDICTIONARYRESPONSE']._serialized_start=997
-  _globals['_GETDICTIONARYRESPONSE']._serialized_end=1066
-  _globals['_AGENTGATEWAYSERVICE']._serialized_start=1069
-  _globals['_AGENTGATEWAYSERVICE']._serialized_end=1412
+  _globals['_ENROLLREQUEST']._serialized_start=126
+  _globals['_ENROLLREQUEST']._serialized_end=262
+  _globals['_ENROLLRESPONSE']._serialized_start=264
+  _globals['_ENROLLRESPONSE']._serialized_end=365
+  _globals['_CONNECTREQUEST']._serialized_start=368
+  _globals['_CONNECTREQUEST']._serialized_end=548
+  _globals['_ADVISORIESRECEIVED']._serialized_start=550
+  _globals['_ADVISORIESRECEIVED']._serialized_end=592
+  _globals['_CONNECTHELLO']._serialized_start=594
+  _globals['_CONNECTHELLO']._serialized_end=654
+  _globals['_REPORTUPLOAD']._serialized_start=656
+  _globals['_REPORTUPLOAD']._serialized_end=730
+  _globals['_CONNECTRESPONSE']._serialized_start=733
+  _globals['_CONNECTRESPONSE']._serialized_end=951
+  _globals['_REPORTACKS']._serialized_start=953
+  _globals['_REPORTACKS']._serialized_end=1004
+  _globals['_UPLOADREPORTREQUEST']._serialized_start=1006
+  _globals['_UPLOADREPORTREQUEST']._serialized_end=1069
+  _globals['_UPLOADREPORTRESPONSE']._serialized_start=1071
+  _globals['_UPLOADREPORTRESPONSE']._serialized_end=1131
+  _globals['_GETDICTIONARYREQUEST']._serialized_start=1133
+  _globals['_GETDICTIONARYREQUEST']._serialized_end=1178
+  _globals['_GETDICTIONARYRESPONSE']._serialized_start=1180
+  _globals['_GETDICTIONARYRESPONSE']._serialized_end=1249
+  _globals['_AGENTGATEWAYSERVICE']._serialized_start=1252
+  _globals['_AGENTGATEWAYSERVICE']._serialized_end=1595
 # @@protoc_insertion_point(module_scope)

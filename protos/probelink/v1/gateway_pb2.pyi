@@ -7,6 +7,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from probelink.v1 import advisory_pb2 as _advisory_pb2
 from probelink.v1 import report_pb2 as _report_pb2
 from probelink.v1 import wire_pb2 as _wire_pb2
 import builtins as _builtins
@@ -91,25 +92,51 @@ class ConnectRequest(_message.Message):
 
     HELLO_FIELD_NUMBER: _builtins.int
     REPORT_FIELD_NUMBER: _builtins.int
+    ADVISORIES_RECEIVED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def hello(self) -> Global___ConnectHello: ...
     @_builtins.property
     def report(self) -> Global___ReportUpload: ...
+    @_builtins.property
+    def advisories_received(self) -> Global___AdvisoriesReceived:
+        """The agent has stored these advisories: the server will not send them again."""
+
     def __init__(
         self,
         *,
         hello: Global___ConnectHello | None = ...,
         report: Global___ReportUpload | None = ...,
+        advisories_received: Global___AdvisoriesReceived | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "hello", b"hello", "report", b"report"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["advisories_received", b"advisories_received", "body", b"body", "hello", b"hello", "report", b"report"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "hello", b"hello", "report", b"report"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["advisories_received", b"advisories_received", "body", b"body", "hello", b"hello", "report", b"report"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["hello", "report"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["hello", "report", "advisories_received"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
 Global___ConnectRequest: _TypeAlias = ConnectRequest  # noqa: Y015
+
+@_typing.final
+class AdvisoriesReceived(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ADVISORY_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def advisory_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        advisory_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["advisory_ids", b"advisory_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AdvisoriesReceived: _TypeAlias = AdvisoriesReceived  # noqa: Y015
 
 @_typing.final
 class ConnectHello(_message.Message):
@@ -171,6 +198,7 @@ class ConnectResponse(_message.Message):
     REFUSAL_FIELD_NUMBER: _builtins.int
     DICTIONARY_FIELD_NUMBER: _builtins.int
     ACKS_FIELD_NUMBER: _builtins.int
+    ADVISORY_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def refusal(self) -> _wire_pb2.ReportRefusal: ...
     @_builtins.property
@@ -183,18 +211,26 @@ class ConnectResponse(_message.Message):
         committed in the same transaction share one message.
         """
 
+    @_builtins.property
+    def advisory(self) -> _advisory_pb2.Advisory:
+        """An advisory for this device: keep it, show it, and say so (AdvisoriesReceived).
+        Sent when it is raised while the stream is open, and after the hello for every
+        advisory the agent has not confirmed.
+        """
+
     def __init__(
         self,
         *,
         refusal: _wire_pb2.ReportRefusal | None = ...,
         dictionary: _wire_pb2.Dictionary | None = ...,
         acks: Global___ReportAcks | None = ...,
+        advisory: _advisory_pb2.Advisory | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["acks", b"acks", "body", b"body", "dictionary", b"dictionary", "refusal", b"refusal"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acks", b"acks", "advisory", b"advisory", "body", b"body", "dictionary", b"dictionary", "refusal", b"refusal"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acks", b"acks", "body", b"body", "dictionary", b"dictionary", "refusal", b"refusal"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acks", b"acks", "advisory", b"advisory", "body", b"body", "dictionary", b"dictionary", "refusal", b"refusal"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["refusal", "dictionary", "acks"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["refusal", "dictionary", "acks", "advisory"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 

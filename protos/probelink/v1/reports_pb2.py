@@ -23,29 +23,44 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from probelink.v1 import advisory_pb2 as probelink_dot_v1_dot_advisory__pb2
 from probelink.v1 import report_pb2 as probelink_dot_v1_dot_report__pb2
 from probelink.v1 import status_pb2 as probelink_dot_v1_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aprobelink/v1/reports.proto\x12\x0cprobelink.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19probelink/v1/report.proto\x1a\x19probelink/v1/status.proto\"\xc7\x04\n\rReportSummary\x12\x11\n\treport_id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x14\n\x0cmanufacturer\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12&\n\x04kind\x18\x05 \x01(\x0e\x32\x18.probelink.v1.ReportKind\x12%\n\x07overall\x18\x06 \x01(\x0e\x32\x14.probelink.v1.Status\x12\x15\n\ragent_version\x18\x07 \x01(\t\x12.\n\nstarted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0breceived_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cresult_count\x18\x0b \x01(\r\x12\x12\n\nfail_count\x18\x0c \x01(\r\x12\x12\n\nwarn_count\x18\r \x01(\r\x12\x13\n\x0b\x65rror_count\x18\x0e \x01(\r\x12\x14\n\x0creport_bytes\x18\x0f \x01(\x04\x12\x14\n\x0cstored_bytes\x18\x10 \x01(\x04\x12\x15\n\rdictionary_id\x18\x11 \x01(\r\x12\x31\n\tsignature\x18\x12 \x01(\x0e\x32\x1e.probelink.v1.SignatureVerdict\x12\x13\n\x0bsigning_key\x18\x13 \x01(\t\x12\x15\n\rspool_evicted\x18\x14 \x01(\x04\"N\n\x12ListReportsRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"\\\n\x13ListReportsResponse\x12,\n\x07reports\x18\x01 \x03(\x0b\x32\x1b.probelink.v1.ReportSummary\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"%\n\x10GetReportRequest\x12\x11\n\treport_id\x18\x01 \x01(\t\"\xb0\x01\n\x11GetReportResponse\x12,\n\x07summary\x18\x01 \x01(\x0b\x32\x1b.probelink.v1.ReportSummary\x12$\n\x06report\x18\x02 \x01(\x0b\x32\x14.probelink.v1.Report\x12\x19\n\x11serialized_report\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\x12\x19\n\x11\x64\x65vice_public_key\x18\x05 \x01(\x0c*U\n\x10SignatureVerdict\x12!\n\x1dSIGNATURE_VERDICT_UNSPECIFIED\x10\x00\x12\x1e\n\x1aSIGNATURE_VERDICT_VERIFIED\x10\x01\x32\xb2\x01\n\x0eReportsService\x12R\n\x0bListReports\x12 .probelink.v1.ListReportsRequest\x1a!.probelink.v1.ListReportsResponse\x12L\n\tGetReport\x12\x1e.probelink.v1.GetReportRequest\x1a\x1f.probelink.v1.GetReportResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aprobelink/v1/reports.proto\x12\x0cprobelink.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bprobelink/v1/advisory.proto\x1a\x19probelink/v1/report.proto\x1a\x19probelink/v1/status.proto\"\xc7\x04\n\rReportSummary\x12\x11\n\treport_id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x14\n\x0cmanufacturer\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12&\n\x04kind\x18\x05 \x01(\x0e\x32\x18.probelink.v1.ReportKind\x12%\n\x07overall\x18\x06 \x01(\x0e\x32\x14.probelink.v1.Status\x12\x15\n\ragent_version\x18\x07 \x01(\t\x12.\n\nstarted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0breceived_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cresult_count\x18\x0b \x01(\r\x12\x12\n\nfail_count\x18\x0c \x01(\r\x12\x12\n\nwarn_count\x18\r \x01(\r\x12\x13\n\x0b\x65rror_count\x18\x0e \x01(\r\x12\x14\n\x0creport_bytes\x18\x0f \x01(\x04\x12\x14\n\x0cstored_bytes\x18\x10 \x01(\x04\x12\x15\n\rdictionary_id\x18\x11 \x01(\r\x12\x31\n\tsignature\x18\x12 \x01(\x0e\x32\x1e.probelink.v1.SignatureVerdict\x12\x13\n\x0bsigning_key\x18\x13 \x01(\t\x12\x15\n\rspool_evicted\x18\x14 \x01(\x04\"N\n\x12ListReportsRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"\\\n\x13ListReportsResponse\x12,\n\x07reports\x18\x01 \x03(\x0b\x32\x1b.probelink.v1.ReportSummary\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"%\n\x10GetReportRequest\x12\x11\n\treport_id\x18\x01 \x01(\t\"\xb0\x01\n\x11GetReportResponse\x12,\n\x07summary\x18\x01 \x01(\x0b\x32\x1b.probelink.v1.ReportSummary\x12$\n\x06report\x18\x02 \x01(\x0b\x32\x14.probelink.v1.Report\x12\x19\n\x11serialized_report\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\x12\x19\n\x11\x64\x65vice_public_key\x18\x05 \x01(\x0c\"j\n\x13GetDiagnosisRequest\x12\x11\n\treport_id\x18\x01 \x01(\t\x12\x11\n\trecompute\x18\x02 \x01(\x08\x12-\n\x08warranty\x18\x03 \x01(\x0b\x32\x1b.probelink.v1.WarrantyFacts\"z\n\x14GetDiagnosisResponse\x12\x16\n\x0e\x64iagnosis_json\x18\x01 \x01(\t\x12\x17\n\x0fruleset_version\x18\x02 \x01(\t\x12\x1f\n\x17\x63urrent_ruleset_version\x18\x03 \x01(\t\x12\x10\n\x08made_now\x18\x04 \x01(\x08\"\x1b\n\x19RecomputeDiagnosesRequest\"Z\n\x1aRecomputeDiagnosesResponse\x12\x12\n\nrecomputed\x18\x01 \x01(\x04\x12\x0f\n\x07\x63urrent\x18\x02 \x01(\x04\x12\x17\n\x0fruleset_version\x18\x03 \x01(\t\"*\n\x15ListAdvisoriesRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\"J\n\x16ListAdvisoriesResponse\x12\x30\n\nadvisories\x18\x01 \x03(\x0b\x32\x1c.probelink.v1.AdvisoryRecord\"l\n\x0e\x41\x64visoryRecord\x12(\n\x08\x61\x64visory\x18\x01 \x01(\x0b\x32\x16.probelink.v1.Advisory\x12\x30\n\x0c\x64\x65livered_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*U\n\x10SignatureVerdict\x12!\n\x1dSIGNATURE_VERDICT_UNSPECIFIED\x10\x00\x12\x1e\n\x1aSIGNATURE_VERDICT_VERIFIED\x10\x01\x32\xcf\x03\n\x0eReportsService\x12R\n\x0bListReports\x12 .probelink.v1.ListReportsRequest\x1a!.probelink.v1.ListReportsResponse\x12L\n\tGetReport\x12\x1e.probelink.v1.GetReportRequest\x1a\x1f.probelink.v1.GetReportResponse\x12U\n\x0cGetDiagnosis\x12!.probelink.v1.GetDiagnosisRequest\x1a\".probelink.v1.GetDiagnosisResponse\x12g\n\x12RecomputeDiagnoses\x12\'.probelink.v1.RecomputeDiagnosesRequest\x1a(.probelink.v1.RecomputeDiagnosesResponse\x12[\n\x0eListAdvisories\x12#.probelink.v1.ListAdvisoriesRequest\x1a$.probelink.v1.ListAdvisoriesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'probelink.v1.reports_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SIGNATUREVERDICT']._serialized_start=1109
-  _globals['_SIGNATUREVERDICT']._serialized_end=1194
-  _globals['_REPORTSUMMARY']._serialized_start=132
-  _globals['_REPORTSUMMARY']._serialized_end=715
-  _globals['_LISTREPORTSREQUEST']._serialized_start=717
-  _globals['_LISTREPORTSREQUEST']._serialized_end=795
-  _globals['_LISTREPORTSRESPONSE']._serialized_start=797
-  _globals['_LISTREPORTSRESPONSE']._serialized_end=889
-  _globals['_GETREPORTREQUEST']._serialized_start=891
-  _globals['_GETREPORTREQUEST']._serialized_end=928
-  _globals['_GETREPORTRESPONSE']._serialized_start=931
-  _globals['_GETREPORTRESPONSE']._serialized_end=1107
-  _globals['_REPORTSSERVICE']._serialized_start=1197
-  _globals['_REPORTSSERVICE']._serialized_end=1375
+  _globals['_SIGNATUREVERDICT']._serialized_start=1721
+  _globals['_SIGNATUREVERDICT']._serialized_end=1806
+  _globals['_REPORTSUMMARY']._serialized_start=161
+  _globals['_REPORTSUMMARY']._serialized_end=744
+  _globals['_LISTREPORTSREQUEST']._serialized_start=746
+  _globals['_LISTREPORTSREQUEST']._serialized_end=824
+  _globals['_LISTREPORTSRESPONSE']._serialized_start=826
+  _globals['_LISTREPORTSRESPONSE']._serialized_end=918
+  _globals['_GETREPORTREQUEST']._serialized_start=920
+  _globals['_GETREPORTREQUEST']._serialized_end=957
+  _globals['_GETREPORTRESPONSE']._serialized_start=960
+  _globals['_GETREPORTRESPONSE']._serialized_end=1136
+  _globals['_GETDIAGNOSISREQUEST']._serialized_start=1138
+  _globals['_GETDIAGNOSISREQUEST']._serialized_end=1244
+  _globals['_GETDIAGNOSISRESPONSE']._serialized_start=1246
+  _globals['_GETDIAGNOSISRESPONSE']._serialized_end=1368
+  _globals['_RECOMPUTEDIAGNOSESREQUEST']._serialized_start=1370
+  _globals['_RECOMPUTEDIAGNOSESREQUEST']._serialized_end=1397
+  _globals['_RECOMPUTEDIAGNOSESRESPONSE']._serialized_start=1399
+  _globals['_RECOMPUTEDIAGNOSESRESPONSE']._serialized_end=1489
+  _globals['_LISTADVISORIESREQUEST']._serialized_start=1491
+  _globals['_LISTADVISORIESREQUEST']._serialized_end=1533
+  _globals['_LISTADVISORIESRESPONSE']._serialized_start=1535
+  _globals['_LISTADVISORIESRESPONSE']._serialized_end=1609
+  _globals['_ADVISORYRECORD']._serialized_start=1611
+  _globals['_ADVISORYRECORD']._serialized_end=1719
+  _globals['_REPORTSSERVICE']._serialized_start=1809
+  _globals['_REPORTSSERVICE']._serialized_end=2272
 # @@protoc_insertion_point(module_scope)

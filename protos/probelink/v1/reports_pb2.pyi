@@ -9,6 +9,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from probelink.v1 import advisory_pb2 as _advisory_pb2
 from probelink.v1 import report_pb2 as _report_pb2
 from probelink.v1 import status_pb2 as _status_pb2
 import builtins as _builtins
@@ -237,3 +238,176 @@ class GetReportResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetReportResponse: _TypeAlias = GetReportResponse  # noqa: Y015
+
+@_typing.final
+class GetDiagnosisRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORT_ID_FIELD_NUMBER: _builtins.int
+    RECOMPUTE_FIELD_NUMBER: _builtins.int
+    WARRANTY_FIELD_NUMBER: _builtins.int
+    report_id: _builtins.str
+    recompute: _builtins.bool
+    """Diagnose again with the server's current rules and store the result (technicians and
+    up; a device or customer reads the stored one).
+    """
+    @_builtins.property
+    def warranty(self) -> _advisory_pb2.WarrantyFacts:
+        """Judge warranty by these facts instead of the device's record, without storing the
+        result (a desk's "what if it had the plan"). Needs a technician or higher.
+        """
+
+    def __init__(
+        self,
+        *,
+        report_id: _builtins.str = ...,
+        recompute: _builtins.bool = ...,
+        warranty: _advisory_pb2.WarrantyFacts | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["warranty", b"warranty"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["recompute", b"recompute", "report_id", b"report_id", "warranty", b"warranty"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDiagnosisRequest: _TypeAlias = GetDiagnosisRequest  # noqa: Y015
+
+@_typing.final
+class GetDiagnosisResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DIAGNOSIS_JSON_FIELD_NUMBER: _builtins.int
+    RULESET_VERSION_FIELD_NUMBER: _builtins.int
+    CURRENT_RULESET_VERSION_FIELD_NUMBER: _builtins.int
+    MADE_NOW_FIELD_NUMBER: _builtins.int
+    diagnosis_json: _builtins.str
+    """The diagnosis document, schema probelink.diagnosis/v1 (docs/diagnosis.md), as UTF-8 JSON."""
+    ruleset_version: _builtins.str
+    """The rule set that made it (SHA-256 of the rule files), and the server's current one."""
+    current_ruleset_version: _builtins.str
+    made_now: _builtins.bool
+    """Whether it was made for this request (none stored, recompute, or warranty facts)."""
+    def __init__(
+        self,
+        *,
+        diagnosis_json: _builtins.str = ...,
+        ruleset_version: _builtins.str = ...,
+        current_ruleset_version: _builtins.str = ...,
+        made_now: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_ruleset_version", b"current_ruleset_version", "diagnosis_json", b"diagnosis_json", "made_now", b"made_now", "ruleset_version", b"ruleset_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDiagnosisResponse: _TypeAlias = GetDiagnosisResponse  # noqa: Y015
+
+@_typing.final
+class RecomputeDiagnosesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecomputeDiagnosesRequest: _TypeAlias = RecomputeDiagnosesRequest  # noqa: Y015
+
+@_typing.final
+class RecomputeDiagnosesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECOMPUTED_FIELD_NUMBER: _builtins.int
+    CURRENT_FIELD_NUMBER: _builtins.int
+    RULESET_VERSION_FIELD_NUMBER: _builtins.int
+    recomputed: _builtins.int
+    """Diagnoses made again, and how many were already the current rules'."""
+    current: _builtins.int
+    ruleset_version: _builtins.str
+    def __init__(
+        self,
+        *,
+        recomputed: _builtins.int = ...,
+        current: _builtins.int = ...,
+        ruleset_version: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["current", b"current", "recomputed", b"recomputed", "ruleset_version", b"ruleset_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecomputeDiagnosesResponse: _TypeAlias = RecomputeDiagnosesResponse  # noqa: Y015
+
+@_typing.final
+class ListAdvisoriesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEVICE_ID_FIELD_NUMBER: _builtins.int
+    device_id: _builtins.str
+    """Only this device's; empty = every device the caller may read."""
+    def __init__(
+        self,
+        *,
+        device_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_id", b"device_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAdvisoriesRequest: _TypeAlias = ListAdvisoriesRequest  # noqa: Y015
+
+@_typing.final
+class ListAdvisoriesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ADVISORIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def advisories(self) -> _containers.RepeatedCompositeFieldContainer[Global___AdvisoryRecord]: ...
+    def __init__(
+        self,
+        *,
+        advisories: _abc.Iterable[Global___AdvisoryRecord] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["advisories", b"advisories"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAdvisoriesResponse: _TypeAlias = ListAdvisoriesResponse  # noqa: Y015
+
+@_typing.final
+class AdvisoryRecord(_message.Message):
+    """An advisory and what became of it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ADVISORY_FIELD_NUMBER: _builtins.int
+    DELIVERED_AT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def advisory(self) -> _advisory_pb2.Advisory: ...
+    @_builtins.property
+    def delivered_at(self) -> _timestamp_pb2.Timestamp:
+        """When the agent said it had stored it; unset = not delivered yet."""
+
+    def __init__(
+        self,
+        *,
+        advisory: _advisory_pb2.Advisory | None = ...,
+        delivered_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["advisory", b"advisory", "delivered_at", b"delivered_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["advisory", b"advisory", "delivered_at", b"delivered_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AdvisoryRecord: _TypeAlias = AdvisoryRecord  # noqa: Y015

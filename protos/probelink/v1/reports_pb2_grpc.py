@@ -46,6 +46,21 @@ class ReportsServiceStub:
                 request_serializer=probelink_dot_v1_dot_reports__pb2.GetReportRequest.SerializeToString,
                 response_deserializer=probelink_dot_v1_dot_reports__pb2.GetReportResponse.FromString,
                 _registered_method=True)
+        self.GetDiagnosis = channel.unary_unary(
+                '/probelink.v1.ReportsService/GetDiagnosis',
+                request_serializer=probelink_dot_v1_dot_reports__pb2.GetDiagnosisRequest.SerializeToString,
+                response_deserializer=probelink_dot_v1_dot_reports__pb2.GetDiagnosisResponse.FromString,
+                _registered_method=True)
+        self.RecomputeDiagnoses = channel.unary_unary(
+                '/probelink.v1.ReportsService/RecomputeDiagnoses',
+                request_serializer=probelink_dot_v1_dot_reports__pb2.RecomputeDiagnosesRequest.SerializeToString,
+                response_deserializer=probelink_dot_v1_dot_reports__pb2.RecomputeDiagnosesResponse.FromString,
+                _registered_method=True)
+        self.ListAdvisories = channel.unary_unary(
+                '/probelink.v1.ReportsService/ListAdvisories',
+                request_serializer=probelink_dot_v1_dot_reports__pb2.ListAdvisoriesRequest.SerializeToString,
+                response_deserializer=probelink_dot_v1_dot_reports__pb2.ListAdvisoriesResponse.FromString,
+                _registered_method=True)
 
 
 class ReportsServiceServicer:
@@ -65,6 +80,27 @@ class ReportsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetDiagnosis(self, request, context):
+        """A report's diagnosis: the stored one, or made now when there is none (or on request).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecomputeDiagnoses(self, request, context):
+        """Make again every stored diagnosis that other rules made (technicians and up).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAdvisories(self, request, context):
+        """Advisories raised for devices, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReportsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +113,21 @@ def add_ReportsServiceServicer_to_server(servicer, server):
                     servicer.GetReport,
                     request_deserializer=probelink_dot_v1_dot_reports__pb2.GetReportRequest.FromString,
                     response_serializer=probelink_dot_v1_dot_reports__pb2.GetReportResponse.SerializeToString,
+            ),
+            'GetDiagnosis': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDiagnosis,
+                    request_deserializer=probelink_dot_v1_dot_reports__pb2.GetDiagnosisRequest.FromString,
+                    response_serializer=probelink_dot_v1_dot_reports__pb2.GetDiagnosisResponse.SerializeToString,
+            ),
+            'RecomputeDiagnoses': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecomputeDiagnoses,
+                    request_deserializer=probelink_dot_v1_dot_reports__pb2.RecomputeDiagnosesRequest.FromString,
+                    response_serializer=probelink_dot_v1_dot_reports__pb2.RecomputeDiagnosesResponse.SerializeToString,
+            ),
+            'ListAdvisories': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAdvisories,
+                    request_deserializer=probelink_dot_v1_dot_reports__pb2.ListAdvisoriesRequest.FromString,
+                    response_serializer=probelink_dot_v1_dot_reports__pb2.ListAdvisoriesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -135,6 +186,87 @@ class ReportsService:
             '/probelink.v1.ReportsService/GetReport',
             probelink_dot_v1_dot_reports__pb2.GetReportRequest.SerializeToString,
             probelink_dot_v1_dot_reports__pb2.GetReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDiagnosis(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/probelink.v1.ReportsService/GetDiagnosis',
+            probelink_dot_v1_dot_reports__pb2.GetDiagnosisRequest.SerializeToString,
+            probelink_dot_v1_dot_reports__pb2.GetDiagnosisResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecomputeDiagnoses(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/probelink.v1.ReportsService/RecomputeDiagnoses',
+            probelink_dot_v1_dot_reports__pb2.RecomputeDiagnosesRequest.SerializeToString,
+            probelink_dot_v1_dot_reports__pb2.RecomputeDiagnosesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAdvisories(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/probelink.v1.ReportsService/ListAdvisories',
+            probelink_dot_v1_dot_reports__pb2.ListAdvisoriesRequest.SerializeToString,
+            probelink_dot_v1_dot_reports__pb2.ListAdvisoriesResponse.FromString,
             options,
             channel_credentials,
             insecure,

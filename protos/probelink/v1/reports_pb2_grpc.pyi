@@ -37,6 +37,12 @@ class ReportsServiceStub:
     def __new__(cls, channel: _aio.Channel) -> ReportsServiceAsyncStub: ...
     ListReports: _grpc.UnaryUnaryMultiCallable[_reports_pb2.ListReportsRequest, _reports_pb2.ListReportsResponse]
     GetReport: _grpc.UnaryUnaryMultiCallable[_reports_pb2.GetReportRequest, _reports_pb2.GetReportResponse]
+    GetDiagnosis: _grpc.UnaryUnaryMultiCallable[_reports_pb2.GetDiagnosisRequest, _reports_pb2.GetDiagnosisResponse]
+    """A report's diagnosis: the stored one, or made now when there is none (or on request)."""
+    RecomputeDiagnoses: _grpc.UnaryUnaryMultiCallable[_reports_pb2.RecomputeDiagnosesRequest, _reports_pb2.RecomputeDiagnosesResponse]
+    """Make again every stored diagnosis that other rules made (technicians and up)."""
+    ListAdvisories: _grpc.UnaryUnaryMultiCallable[_reports_pb2.ListAdvisoriesRequest, _reports_pb2.ListAdvisoriesResponse]
+    """Advisories raised for devices, newest first."""
 
 @_typing.type_check_only
 class ReportsServiceAsyncStub(ReportsServiceStub):
@@ -47,6 +53,12 @@ class ReportsServiceAsyncStub(ReportsServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListReports: _aio.UnaryUnaryMultiCallable[_reports_pb2.ListReportsRequest, _reports_pb2.ListReportsResponse]  # type: ignore[assignment]
     GetReport: _aio.UnaryUnaryMultiCallable[_reports_pb2.GetReportRequest, _reports_pb2.GetReportResponse]  # type: ignore[assignment]
+    GetDiagnosis: _aio.UnaryUnaryMultiCallable[_reports_pb2.GetDiagnosisRequest, _reports_pb2.GetDiagnosisResponse]  # type: ignore[assignment]
+    """A report's diagnosis: the stored one, or made now when there is none (or on request)."""
+    RecomputeDiagnoses: _aio.UnaryUnaryMultiCallable[_reports_pb2.RecomputeDiagnosesRequest, _reports_pb2.RecomputeDiagnosesResponse]  # type: ignore[assignment]
+    """Make again every stored diagnosis that other rules made (technicians and up)."""
+    ListAdvisories: _aio.UnaryUnaryMultiCallable[_reports_pb2.ListAdvisoriesRequest, _reports_pb2.ListAdvisoriesResponse]  # type: ignore[assignment]
+    """Advisories raised for devices, newest first."""
 
 class ReportsServiceServicer(metaclass=_abc_1.ABCMeta):
     """Reading stored reports. A device reads only its own; a customer token only the
@@ -66,5 +78,29 @@ class ReportsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _reports_pb2.GetReportRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_reports_pb2.GetReportResponse, _abc.Awaitable[_reports_pb2.GetReportResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetDiagnosis(
+        self,
+        request: _reports_pb2.GetDiagnosisRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_reports_pb2.GetDiagnosisResponse, _abc.Awaitable[_reports_pb2.GetDiagnosisResponse]]:
+        """A report's diagnosis: the stored one, or made now when there is none (or on request)."""
+
+    @_abc_1.abstractmethod
+    def RecomputeDiagnoses(
+        self,
+        request: _reports_pb2.RecomputeDiagnosesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_reports_pb2.RecomputeDiagnosesResponse, _abc.Awaitable[_reports_pb2.RecomputeDiagnosesResponse]]:
+        """Make again every stored diagnosis that other rules made (technicians and up)."""
+
+    @_abc_1.abstractmethod
+    def ListAdvisories(
+        self,
+        request: _reports_pb2.ListAdvisoriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_reports_pb2.ListAdvisoriesResponse, _abc.Awaitable[_reports_pb2.ListAdvisoriesResponse]]:
+        """Advisories raised for devices, newest first."""
 
 def add_ReportsServiceServicer_to_server(servicer: ReportsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
