@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TYPECHECK_TREE := build/typecheck
 
-.PHONY: help venv run serve test test-fast check lint format typecheck buf-lint protos protos-check bench bench-selfcheck bench-server bench-agent clean
+.PHONY: help venv run serve test test-fast check lint format typecheck buf-lint protos protos-check bench bench-selfcheck bench-server bench-agent bench-diagnosis clean
 
 help:
 	@echo "make run        self-check this machine end to end: embedded server, agent, stored report"
@@ -14,7 +14,7 @@ help:
 	@echo "make check      ruff, mypy and buf lint"
 	@echo "make protos     regenerate the committed code of protos/probelink/v1"
 	@echo "make serve      run the server on 127.0.0.1:50051 (SQLite in ./probelink-data)"
-	@echo "make bench      benchmarks (bench-selfcheck, bench-server, bench-agent); numbers go to docs/performance.md"
+	@echo "make bench      benchmarks (bench-selfcheck, bench-server, bench-agent, bench-diagnosis); numbers go to docs/performance.md"
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -70,7 +70,7 @@ buf-lint: .tools/node_modules/.bin/buf
 protos: $(STAMP)
 	$(PY) protos/generate.py
 
-bench: bench-selfcheck bench-server bench-agent
+bench: bench-selfcheck bench-server bench-agent bench-diagnosis
 
 bench-selfcheck: $(STAMP)
 	$(PY) bench/selfcheck.py
@@ -81,6 +81,9 @@ bench-server: $(STAMP)
 
 bench-agent: $(STAMP)
 	$(PY) bench/agent.py
+
+bench-diagnosis: $(STAMP)
+	$(PY) bench/diagnosis.py
 
 clean:
 	rm -rf build $(VENV) .tools/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -17,11 +17,13 @@ data is absent from the facts. Why it is absent is kept apart:
 - ``unreadable_families``: the probes could not read it (an error, or a skip with an error);
   rules of that family "could not judge".
 - neither: the report has no results for the family at all; also "could not judge".
+- ``unreadable_parts``: a family that was judged, but one of its drives or batteries could
+  not be read (family → [(name, why)]): that part "could not judge".
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from google.protobuf.message import Message
@@ -46,6 +48,15 @@ FAMILIES: dict[str, int] = {
     "sensors": status_pb2.CATEGORY_SENSORS,
     "ports": status_pb2.CATEGORY_PORTS,
     "system": status_pb2.CATEGORY_SYSTEM,
+}
+
+# The families' names in Chinese, for texts that name a family.
+FAMILY_ZH: dict[str, str] = {
+    "battery": "电池",
+    "storage": "存储",
+    "sensors": "传感器",
+    "ports": "端口",
+    "system": "系统",
 }
 
 _JUDGED = {status_pb2.STATUS_PASS, status_pb2.STATUS_WARN, status_pb2.STATUS_FAIL}
@@ -239,8 +250,12 @@ def _family_data(family: str, results: list[probe_pb2.ProbeResult]) -> Any:
     return _system(judged)
 
 
-def facts_of(report: report_pb2.Report) -> Facts:
-    """The report's family data as CEL-friendly values; see the module docstring."""
+def facts_of(report: report_pb2.Report, families: Collection[str] | None = None) -> Facts:
+    """The report's family data as CEL-friendly values; see the module docstring.
+
+    `families` limits the work to the families something will read (the rules'): the
+    others are left out as if the report had no results for them.
+    """
     by_family: dict[str, list[probe_pb2.ProbeResult]] = {name: [] for name in FAMILIES}
     category_to_family = {category: name for name, category in FAMILIES.items()}
     for result in report.results:
@@ -248,20 +263,54 @@ def facts_of(report: report_pb2.Report) -> Facts:
         if family is not None:
             by_family[family].append(result)
 
-    facts: Facts = {"families": [], "absent_families": {}, "unreadable_families": {}}
+    facts: Facts = {
+        "families": [],
+        "absent_families": {},
+        "unreadable_families": {},
+        "unreadable_parts": {},
+    }
     for family, results in by_family.items():
-        if not results:
+        if not results or (families is not None and family not in families):
             continue
         data = _family_data(family, results)
+        failed = [
+            r
+            for r in results
+            if (r.HasField("error") or r.status == status_pb2.STATUS_ERROR)
+            # A mouse's battery that could not be read says nothing of the system's.
+            and not (r.HasField("battery") and not _is_system_battery(r))
+        ]
         if data is not None and any(r.status in _JUDGED for r in results):
             facts[family] = data
             facts["families"].append(family)
-        elif all(r.status == status_pb2.STATUS_SKIP and not r.HasField("error") for r in results):
+            # A failed part's result carries the part's typed data, or none at all (the
+            # tool could not run for it); a file system's or disk I/O's is not a part.
+            parts = [
+                r
+                for r in failed
+                if family in _PART_DATA and r.WhichOneof("data") in (None, _PART_DATA[family])
+            ]
+            if parts:
+                # One drive of two unreadable: the other's health says nothing about it.
+                facts["unreadable_parts"][family] = [_part_problem(r) for r in parts]
+        elif not failed:
+            # Skipped, or results with no typed data (a phone's file systems, no SMART
+            # drive): nothing of this kind to judge here, and nothing went wrong.
             facts["absent_families"][family] = results[0].evidence
         else:
-            failed = [
-                r for r in results if r.HasField("error") or r.status == status_pb2.STATUS_ERROR
-            ]
-            reason = failed[0] if failed else results[0]
-            facts["unreadable_families"][family] = reason.error.message or reason.evidence
+            facts["unreadable_families"][family] = failed[0].error.message or failed[0].evidence
     return facts
+
+
+# Families whose rules judge physical parts one by one (drives, batteries), and the typed
+# data such a part's result carries: a part that could not be read is named on its own, as
+# its family's rules could not judge it. (A file system that could not be read is not a
+# drive, and no storage rule reads file systems.)
+_PART_DATA = {"storage": "storage_device", "battery": "battery"}
+
+
+def _part_problem(result: probe_pb2.ProbeResult) -> tuple[str, str]:
+    """(the part's name, why it could not be read) of a failed result."""
+    data = result.WhichOneof("data")
+    name = result.subject or (getattr(getattr(result, data), "name", "") if data else "")
+    return name or result.probe, result.error.message or result.evidence

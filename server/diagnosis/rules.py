@@ -45,8 +45,9 @@ from typing import Any, Final
 
 import cel
 
-from probelink.server.diagnosis.facts import FAMILIES, Facts
+from probelink.server.diagnosis.facts import FAMILIES, FAMILY_ZH, Facts
 from probelink.server.diagnosis.thresholds import KNOWN_THRESHOLDS, Thresholds
+from probelink.server.errors import InvalidArgument
 
 SEVERITIES: Final = ("info", "advisory", "minor", "major", "critical")
 LANGUAGES: Final = ("en", "zh-CN")
@@ -62,7 +63,7 @@ _THRESHOLD_CALL = re.compile(r"""\bthreshold\s*\(\s*(?:"([^"]*)"|'([^']*)')\s*\)
 _ANY_THRESHOLD_CALL = re.compile(r"\bthreshold\s*\(")
 
 
-class RuleError(Exception):
+class RuleError(InvalidArgument):
     """A rule file that cannot be used; the message names the file, line, rule and fix."""
 
 
@@ -270,6 +271,16 @@ class RuleSet:
             for program in (rule.program, *rule.evidence_programs.values())
             for name in program.variables()
         )
+        #: The families the rules judge: facts of other families need not be made.
+        self.families = frozenset(rule.family for rule in self._ordered)
+        # And within those facts, only the keys some expression can name; handing CEL the
+        # whole of every map costs more than all the rules together (bench/diagnosis.py).
+        self._fields = frozenset(
+            name
+            for rule in self._ordered
+            for source in (rule.condition, *rule.evidence.values())
+            for name in _named_keys(source)
+        )
 
     @classmethod
     def load(cls, directory: Path | None = None, *, shipped: bool = True) -> RuleSet:
@@ -306,7 +317,10 @@ class RuleSet:
         def threshold(name: str) -> float:
             return limits[name]
 
-        variables = {name: value for name, value in facts.items() if name in self._reads}
+        fields = self._fields
+        variables = {
+            name: _only_keys(value, fields) for name, value in facts.items() if name in self._reads
+        }
         context = cel.Context(variables=variables, functions={"threshold": threshold, "div": div})
         out: list[Finding] = []
         for rule in self._ordered:
@@ -323,30 +337,48 @@ class RuleSet:
             if rule.family in facts.get("absent_families", {}):
                 return None  # no such hardware: the rule does not apply
             why = facts.get("unreadable_families", {}).get(rule.family)
+            family_zh = FAMILY_ZH.get(rule.family, rule.family)
+            if why:
+                return _not_judged(
+                    rule,
+                    f"{rule.family} could not be read: {why}",
+                    f"无法读取{family_zh}：{why}",
+                )
             return _not_judged(
-                rule,
-                f"{rule.family} could not be read: {why}"
-                if why
-                else f"the report has no {rule.family} data",
+                rule, f"the report has no {rule.family} data", f"报告中没有{family_zh}数据"
             )
         missing = sorted(rule.thresholds - set(limits))
         if missing:
-            return _not_judged(rule, f"threshold {', '.join(missing)} is not set for this model")
+            names = ", ".join(missing)
+            return _not_judged(
+                rule,
+                f"threshold {names} is not set for this model",
+                f"本机型没有设置阈值 {names}",
+            )
         try:
             verdict = rule.program.execute(context)
             if not isinstance(verdict, bool):
-                return _not_judged(rule, f"condition gave {verdict!r}, not true or false")
+                return _not_judged(
+                    rule,
+                    f"condition gave {verdict!r}, not true or false",
+                    f"条件的结果是 {verdict!r}，不是真或假",
+                )
             if not verdict:
                 return None
             evidence = {name: p.execute(context) for name, p in rule.evidence_programs.items()}
         except Exception as err:
             # cel raises TypeError, KeyError, ZeroDivisionError, RuntimeError (and whatever a
             # function raised) for one report's data: that rule could not judge; others go on.
-            return _not_judged(rule, f"{type(err).__name__}: {err}")
+            return _not_judged(
+                rule, f"{type(err).__name__}: {err}", f"规则计算出错（{type(err).__name__}：{err}）"
+            )
         bad = sorted(name for name, value in evidence.items() if _bad_number(value))
         if bad:
+            names = ", ".join(bad)
             return _not_judged(
-                rule, f"evidence {', '.join(bad)} is not a finite number (division by zero?)"
+                rule,
+                f"evidence {names} is not a finite number (division by zero?)",
+                f"证据 {names} 不是有限的数值（除以零？）",
             )
         shown = {name: _show(value) for name, value in evidence.items()}
         return Finding(
@@ -359,12 +391,34 @@ class RuleSet:
         )
 
 
-def _not_judged(rule: Rule, reason: str) -> Finding:
+# Every way an expression can name a map key: `x.key`, `has(x.key)`, `x["key"]` and
+# `"key" in x` (any string literal is taken as a possible key: a superset is safe).
+_DOTTED_NAME = re.compile(r"\.\s*([A-Za-z_][A-Za-z0-9_]*)")
+_STRING_LITERAL = re.compile(r"""(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')""")
+
+
+def _named_keys(source: str) -> set[str]:
+    names = set(_DOTTED_NAME.findall(source))
+    for double, single in _STRING_LITERAL.findall(source):
+        names.add(double or single)
+    return names
+
+
+def _only_keys(value: Any, keys: frozenset[str]) -> Any:
+    """`value` with every map keeping only `keys` (lists and scalars as they are)."""
+    if isinstance(value, dict):
+        return {k: _only_keys(v, keys) for k, v in value.items() if k in keys}
+    if isinstance(value, list):
+        return [_only_keys(v, keys) for v in value]
+    return value
+
+
+def _not_judged(rule: Rule, reason: str, reason_zh: str) -> Finding:
     return Finding(
         rule_id=rule.id,
         family=rule.family,
         severity=rule.severity,
-        text={"en": f"Could not judge: {reason}", "zh-CN": f"无法判断：{reason}"},
+        text={"en": f"Could not judge: {reason}", "zh-CN": f"无法判断：{reason_zh}"},
         evidence={},
         action=rule.action,
         could_not_judge=reason,

@@ -40,6 +40,9 @@ DEFAULT_THRESHOLDS: Final[Thresholds] = MappingProxyType(
         "storage.max_crc_errors": 0.0,
         # Storage: SCSI grown defect list entries tolerated.
         "storage.max_grown_defects": 0.0,
+        # Storage: SMART 5 reallocated sectors at which a drive should be replaced before it
+        # fails; the trend projects when a growing count gets there (the finding fires at 1).
+        "storage.trend_max_reallocated": 50.0,
         # Storage: NVMe "percentage used" (rated endurance consumed, %) that warrants a finding.
         "storage.nvme_max_used_pct": 90.0,
         # Storage: drive temperature (°C) above which it is too hot.

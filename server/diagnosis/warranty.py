@@ -25,7 +25,7 @@ import functools
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Literal
@@ -72,6 +72,8 @@ class Coverage:
     term_id: str
     customer_pays: Money
     list_price: Money
+    # The last day the remedy is available under the term (None when not covered).
+    until: date | None = None
 
 
 @dataclass(frozen=True)
@@ -214,14 +216,16 @@ class WarrantyBook:
                     text = (
                         f"{term.name['en']}: return within {term.return_days} days (day {age_days})"
                     )
-                    return Coverage(True, "return", text, term.id, free, price)
+                    until = purchase_date + timedelta(days=term.return_days)
+                    return Coverage(True, "return", text, term.id, free, price, until)
             for term in terms:
                 if term.exchange_days and age_days <= term.exchange_days:
                     text = (
                         f"{term.name['en']}: exchange within {term.exchange_days} days "
                         f"(day {age_days})"
                     )
-                    return Coverage(True, "exchange", text, term.id, free, price)
+                    until = purchase_date + timedelta(days=term.exchange_days)
+                    return Coverage(True, "exchange", text, term.id, free, price, until)
         for term in terms:
             months = term.months_for(group)
             if months is None:
@@ -229,7 +233,7 @@ class WarrantyBook:
             until = add_months(purchase_date, months)
             if today <= until:
                 text = f"{term.name['en']}: {_group_name(group)} repair until {until.isoformat()}"
-                return Coverage(True, "repair", text, term.id, free, price)
+                return Coverage(True, "repair", text, term.id, free, price, until)
             ended.append(f"{term.name['en']} ended {until.isoformat()}")
         for plan in chosen:
             if not (action.component in plan.covers or group in plan.covers):
@@ -250,7 +254,7 @@ class WarrantyBook:
                     continue
             what = action.component if action.component in plan.covers else group
             text = f"{plan.name['en']}: {_group_name(what)} until {until.isoformat()}"
-            return Coverage(True, "repair", text, plan.id, free, price)
+            return Coverage(True, "repair", text, plan.id, free, price, until)
         if exclusions:
             why = "; ".join([excluded, *ended])
             return Coverage(False, "none", f"excluded: {why}", "excluded", price, price)

@@ -24,6 +24,7 @@ from probelink.server.diagnosis.thresholds import DEFAULT_THRESHOLDS
 from tests.server.ingest.reports import MACHINE_NAMES, captured_report
 
 DATA = "probelink.server.diagnosis.data"
+CURRENCY = ("CNY", "EUR", "USD")  # the shipped regions' currencies
 
 
 def write(tmp_path: Path, text: str, name: str = "catalog.toml") -> tuple[str, str]:
@@ -229,6 +230,55 @@ def test_battery_replacement_whole_record() -> None:
     assert str(action.price("EUR")) == "EUR 99.00"
 
 
+def test_battery_inspection_is_a_free_service_on_the_battery() -> None:
+    # What battery.hot and battery.not_present recommend: a desk check, published at 0.00
+    # in every region's currency, on the battery (so warranty is judged on the battery).
+    zero = {c: PriceLine(Money(Decimal("0.00"), c), Money(Decimal("0.00"), c)) for c in CURRENCY}
+    action = load_actions()["battery_inspection"]
+    assert action == Action(
+        id="battery_inspection",
+        kind="service",
+        title={"en": "Inspect the battery at the service desk", "zh-CN": "到服务网点检测电池"},
+        steps={},
+        component="battery",
+        parts=(),
+        prices=zero,
+    )
+    assert [action.price(c) for c in CURRENCY] == [Money(Decimal("0.00"), c) for c in CURRENCY]
+
+
+def test_reseat_drive_cable_is_self_help_with_steps_in_both_languages() -> None:
+    # What storage.crc_errors recommends: CRC errors are the cable, not the disk.
+    action = load_actions()["reseat_drive_cable"]
+    assert action == Action(
+        id="reseat_drive_cable",
+        kind="self_help",
+        title={
+            "en": "Reseat or replace the drive's data cable",
+            "zh-CN": "重新插好或更换硬盘数据线",
+        },
+        steps={
+            "en": (
+                "Back up your data first.",
+                "Switch the computer off and unplug it.",
+                "Unplug the drive's data cable at both ends and plug it in firmly, "
+                "or use a new cable.",
+                "Run the check again: the count of cable errors should stop growing.",
+            ),
+            "zh-CN": (
+                "先备份数据。",
+                "关闭电脑并拔下电源。",
+                "将硬盘数据线两端拔下后重新插紧，或换一条新数据线。",
+                "再次运行检测：线缆错误计数应不再增长。",
+            ),
+        },
+        component=None,
+        parts=(),
+        prices={},
+    )
+    assert action.price("CNY") == Money(Decimal("0.00"), "CNY")
+
+
 def test_shipped_catalog_has_both_kinds_and_every_issue_action() -> None:
     catalog = load_actions()
     assert {a for a, x in catalog.items() if x.kind == "self_help"} == {
@@ -236,9 +286,11 @@ def test_shipped_catalog_has_both_kinds_and_every_issue_action() -> None:
         "update_firmware",
         "clean_port",
         "calibrate_battery",
+        "reseat_drive_cable",
     }
     assert {a for a, x in catalog.items() if x.kind == "service"} == {
         "battery_replacement",
+        "battery_inspection",
         "screen_replacement",
         "storage_replacement",
         "charging_port_repair",

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from probelink.server.diagnosis.facts import facts_of
+from probelink.server.diagnosis.facts import FAMILIES, FAMILY_ZH, facts_of
 from probelink.server.diagnosis.rules import SHIPPED_DIR, Finding, RuleError, RuleSet
 from probelink.server.diagnosis.thresholds import DEFAULT_THRESHOLDS
 from probelink.v1 import status_pb2
@@ -88,16 +89,27 @@ en = "fired"
     return RuleSet.load(tmp_path / "rules", shipped=False)
 
 
-def not_judged(reason: str, rule_id: str = "test.rule", severity: str = "minor") -> Finding:
+def not_judged(
+    reason: str, reason_zh: str, rule_id: str = "test.rule", severity: str = "minor"
+) -> Finding:
+    """What a battery rule that could not judge gives: the English reason is also kept in
+    `could_not_judge`; the zh-CN text has the Chinese reason."""
     return Finding(
         rule_id=rule_id,
         family="battery",
         severity=severity,
-        text={"en": f"Could not judge: {reason}", "zh-CN": f"无法判断：{reason}"},
+        text={"en": f"Could not judge: {reason}", "zh-CN": f"无法判断：{reason_zh}"},
         evidence={},
         action="battery_replacement",
         could_not_judge=reason,
     )
+
+
+def error_not_judged(reason: str) -> Finding:
+    """`not_judged` for a rule whose evaluation raised: `reason` is "Type: message", and the
+    zh-CN text names the same type and message inside the Chinese sentence."""
+    kind, message = reason.split(": ", 1)
+    return not_judged(reason, f"规则计算出错（{kind}：{message}）")
 
 
 # --- good inputs: the shipped rules on the captured machines ---------------------------------
@@ -113,7 +125,7 @@ def test_every_smartctl_fixture_gets_its_own_storage_rule() -> None:
     findings = RuleSet.load().evaluate(facts, DEFAULT_THRESHOLDS)
     assert [(f.rule_id, f.severity, f.action, f.evidence) for f in findings] == [
         ("battery.worn", "major", "battery_replacement", {"health": 62.0, "minimum": 80.0}),
-        ("storage.crc_errors", "minor", "cable_reseat",
+        ("storage.crc_errors", "minor", "reseat_drive_cable",
          {"drives": ["Samsung SSD 860 EVO 500GB /dev/sdb: 147"]}),
         ("storage.grown_defects", "major", "storage_replacement",
          {"drives": ["SEAGATE ST4000NM0023 /dev/sdc: 37"]}),
@@ -147,7 +159,7 @@ def test_crc_errors_blame_the_cable_in_both_languages() -> None:
             "问题，并非硬盘本身：请重新插紧或更换数据线。",
         },
         evidence={"drives": ["Samsung SSD 860 EVO 500GB /dev/sdb: 147"]},
-        action="cable_reseat",
+        action="reseat_drive_cable",
     )
 
 
@@ -199,7 +211,10 @@ def test_report_missing_whole_families_is_not_judged_not_healthy() -> None:
     assert all(f.could_not_judge for f in findings)
     (worn,) = [f for f in findings if f.rule_id == "battery.worn"]
     assert worn == not_judged(
-        "the report has no battery data", rule_id="battery.worn", severity="major"
+        "the report has no battery data",
+        "报告中没有电池数据",
+        rule_id="battery.worn",
+        severity="major",
     )
 
 
@@ -213,6 +228,7 @@ def test_unreadable_battery_is_not_judged_with_the_probe_error() -> None:
     (worn,) = [f for f in findings if f.rule_id == "battery.worn"]
     assert worn == not_judged(
         "battery could not be read: EIO reading class/power_supply/BAT0/energy_full",
+        "无法读取电池：EIO reading class/power_supply/BAT0/energy_full",
         rule_id="battery.worn",
         severity="major",
     )
@@ -227,13 +243,13 @@ def test_string_compared_with_number_is_not_judged(tmp_path: Path) -> None:
     rules = one_rule(tmp_path, "battery.name > 5")
     (finding,) = rules.evaluate(BATTERY_FACTS, DEFAULT_THRESHOLDS)
     assert finding.could_not_judge.startswith("TypeError: No such overload")
-    assert finding == not_judged(finding.could_not_judge)
+    assert finding == error_not_judged(finding.could_not_judge)
 
 
 def test_missing_key_is_not_judged(tmp_path: Path) -> None:
     rules = one_rule(tmp_path, "battery.temp_celsius > 50.0")
     assert rules.evaluate(BATTERY_FACTS, DEFAULT_THRESHOLDS) == [
-        not_judged("KeyError: 'temp_celsius'")
+        not_judged("KeyError: 'temp_celsius'", "规则计算出错（KeyError：'temp_celsius'）")
     ]
 
 
@@ -241,7 +257,10 @@ def test_missing_threshold_for_the_model_is_not_judged(tmp_path: Path) -> None:
     rules = one_rule(tmp_path, 'battery.health_pct < threshold("battery.min_health_pct")')
     partial = {k: v for k, v in DEFAULT_THRESHOLDS.items() if k != "battery.min_health_pct"}
     assert rules.evaluate(BATTERY_FACTS, partial) == [
-        not_judged("threshold battery.min_health_pct is not set for this model")
+        not_judged(
+            "threshold battery.min_health_pct is not set for this model",
+            "本机型没有设置阈值 battery.min_health_pct",
+        )
     ]
 
 
@@ -249,22 +268,126 @@ def test_division_by_zero_in_a_derived_metric_is_not_judged(tmp_path: Path) -> N
     rules = one_rule(tmp_path, "div(battery.health_pct, battery.energy_full_design_wh) > 1.0")
     (finding,) = rules.evaluate(BATTERY_FACTS, DEFAULT_THRESHOLDS)
     assert "ZeroDivisionError: division by zero in div(62.0, 0.0)" in finding.could_not_judge
-    assert finding == not_judged(finding.could_not_judge)
+    assert finding == error_not_judged(finding.could_not_judge)
 
 
 def test_integer_division_by_zero_is_not_judged(tmp_path: Path) -> None:
     rules = one_rule(tmp_path, "battery.count % 0 == 1", evidence="")
     facts = {"battery": {"count": 7}}
     (finding,) = rules.evaluate(facts, DEFAULT_THRESHOLDS)
-    assert finding == not_judged(finding.could_not_judge)
+    assert finding == error_not_judged(finding.could_not_judge)
     assert "ZeroDivisionError" in finding.could_not_judge or "modulus" in finding.could_not_judge
 
 
 def test_condition_that_is_not_a_bool_is_not_judged(tmp_path: Path) -> None:
     rules = one_rule(tmp_path, "battery.health_pct")
     assert rules.evaluate(BATTERY_FACTS, DEFAULT_THRESHOLDS) == [
-        not_judged("condition gave 62.0, not true or false")
+        not_judged("condition gave 62.0, not true or false", "条件的结果是 62.0，不是真或假")
     ]
+
+
+def test_evidence_that_is_not_a_finite_number_is_not_judged(tmp_path: Path) -> None:
+    # CEL's double arithmetic gives inf instead of failing: a fact that is already infinite
+    # (a driver's garbage reading) must not be shown as evidence of a real finding.
+    rules = one_rule(tmp_path, "battery.health_pct > 0.0", evidence='x = "battery.health_pct"')
+    facts = {"battery": {"health_pct": float("inf")}}
+    assert rules.evaluate(facts, DEFAULT_THRESHOLDS) == [
+        not_judged(
+            "evidence x is not a finite number (division by zero?)",
+            "证据 x 不是有限的数值（除以零？）",
+        )
+    ]
+
+
+# --- the zh-CN texts of "could not judge" are Chinese, not the English reason ----------------
+
+# The fixed words of every English reason template (rules.RuleSet._judge).
+ENGLISH_TEMPLATE_WORDS = (
+    "could not be read",
+    "the report has no",
+    "data",
+    "threshold",
+    "is not set for this model",
+    "condition gave",
+    "not true or false",
+    "evidence",
+    "is not a finite number",
+    "division by zero?",
+)
+
+
+def _zh_reason(finding: Finding, *values: str) -> str:
+    """The zh-CN text with the reason's values (names, messages taken from the report or
+    the error, which stay as they are) cut out: what is left is the template's own words."""
+    text = finding.text["zh-CN"]
+    assert text.startswith("无法判断："), text
+    for value in values:
+        assert value in text, f"{value!r} missing from {text!r}"
+        text = text.replace(value, "")
+    return text
+
+
+def _assert_chinese(finding: Finding, *values: str) -> None:
+    rest = _zh_reason(finding, *values)
+    for words in ENGLISH_TEMPLATE_WORDS:
+        assert words not in rest, f"English template words {words!r} in zh-CN text {rest!r}"
+    assert not re.search(r"[A-Za-z]{2,}", rest), f"an English word in zh-CN text {rest!r}"
+    # The English text keeps its English reason, unchanged.
+    assert finding.text["en"] == f"Could not judge: {finding.could_not_judge}"
+
+
+def test_family_names_have_chinese_names() -> None:
+    assert sorted(FAMILY_ZH) == sorted(FAMILIES)
+    assert all(not re.search(r"[A-Za-z]", name) for name in FAMILY_ZH.values())
+
+
+def test_no_data_and_unreadable_texts_are_chinese_for_every_shipped_rule() -> None:
+    rules = RuleSet.load()
+    # No facts at all: every shipped rule, of every family, says the report has no data.
+    missing = rules.evaluate({}, DEFAULT_THRESHOLDS)
+    assert sorted(f.rule_id for f in missing) == sorted(rules.rules)
+    for finding in missing:
+        assert finding.text["zh-CN"] == f"无法判断：报告中没有{FAMILY_ZH[finding.family]}数据"
+        _assert_chinese(finding)
+    # Every family unreadable; the probe's reason is kept as the probe gave it.
+    why = "EIO reading class/power_supply/BAT0/energy_full"
+    unreadable = rules.evaluate(
+        {"unreadable_families": dict.fromkeys(FAMILIES, why)}, DEFAULT_THRESHOLDS
+    )
+    assert sorted(f.rule_id for f in unreadable) == sorted(rules.rules)
+    for finding in unreadable:
+        assert finding.text["zh-CN"] == f"无法判断：无法读取{FAMILY_ZH[finding.family]}：{why}"
+        _assert_chinese(finding, why)
+
+
+@pytest.mark.parametrize(
+    ("condition", "evidence", "facts", "limits", "values"),
+    [
+        # A threshold the model does not set: the name stays, the words are Chinese.
+        ('battery.health_pct < threshold("battery.min_health_pct")', 'x = "1"', BATTERY_FACTS,
+         {}, ("battery.min_health_pct",)),
+        # A condition that is not a bool.
+        ("battery.name", 'x = "1"', BATTERY_FACTS, None, ("'BAT0'",)),
+        # An exception: its type and message are the error's own.
+        ("battery.temp_celsius > 50.0", 'x = "1"', BATTERY_FACTS, None,
+         ("KeyError", "'temp_celsius'")),
+        # Evidence that is not a finite number.
+        ("battery.health_pct > 0.0", 'inf_health = "battery.health_pct"',
+         {"battery": {"health_pct": float("inf")}}, None, ("inf_health",)),
+    ],
+)  # fmt: skip
+def test_runtime_not_judged_texts_are_chinese(
+    tmp_path: Path,
+    condition: str,
+    evidence: str,
+    facts: dict[str, object],
+    limits: dict[str, float] | None,
+    values: tuple[str, ...],
+) -> None:
+    rules = one_rule(tmp_path, condition, evidence=evidence)
+    (finding,) = rules.evaluate(facts, DEFAULT_THRESHOLDS if limits is None else limits)
+    assert finding.could_not_judge
+    _assert_chinese(finding, *values)
 
 
 def test_one_failing_rule_does_not_hide_the_others(tmp_path: Path) -> None:

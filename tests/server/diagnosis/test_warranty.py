@@ -80,6 +80,7 @@ def test_worn_battery_in_warranty_with_renewal_plan_is_free(
         term_id="battery_renewal",
         customer_pays=CNY0,
         list_price=BATTERY_CNY,
+        until=date(2026, 5, 1),  # the plan's end, the date the text shows
     )
 
 
@@ -103,6 +104,7 @@ def test_worn_battery_in_makers_warranty_is_free_under_the_maker(
         "maker_laptop",
         CNY0,
         BATTERY_CNY,
+        date(2025, 5, 1),
     )
 
 
@@ -193,24 +195,107 @@ def test_a_healthy_phone_battery_is_not_renewed(book: WarrantyBook) -> None:
 
 
 @pytest.mark.parametrize(
-    ("today", "remedy", "term"),
+    ("today", "remedy", "term", "until"),
     [
-        (date(2025, 11, 1), "return", "China three guarantees: return within 7 days (day 0)"),
-        (date(2025, 11, 8), "return", "China three guarantees: return within 7 days (day 7)"),
-        (date(2025, 11, 9), "exchange", "China three guarantees: exchange within 15 days (day 8)"),
+        (date(2025, 11, 1), "return", "China three guarantees: return within 7 days (day 0)",
+         date(2025, 11, 8)),
+        (date(2025, 11, 8), "return", "China three guarantees: return within 7 days (day 7)",
+         date(2025, 11, 8)),
+        (date(2025, 11, 9), "exchange", "China three guarantees: exchange within 15 days (day 8)",
+         date(2025, 11, 16)),
         (date(2025, 11, 16), "exchange",
-         "China three guarantees: exchange within 15 days (day 15)"),
+         "China three guarantees: exchange within 15 days (day 15)", date(2025, 11, 16)),
         (date(2025, 11, 17), "repair",
-         "China three guarantees: main unit repair until 2026-11-01"),
+         "China three guarantees: main unit repair until 2026-11-01", date(2026, 11, 1)),
     ],
 )  # fmt: skip
 def test_china_three_guarantees_windows_for_a_phone(
-    book: WarrantyBook, phone: DeviceModel, today: date, remedy: str, term: str
+    book: WarrantyBook, phone: DeviceModel, today: date, remedy: str, term: str, until: date
 ) -> None:
     got = book.coverage(
         "screen_replacement", model=phone, purchase_date=PHONE_BOUGHT, today=today, region="CN"
     )
-    assert got == Coverage(True, remedy, term, "cn_three_guarantees", CNY0, SCREEN_CNY)  # type: ignore[arg-type]
+    assert got == Coverage(True, remedy, term, "cn_three_guarantees", CNY0, SCREEN_CNY, until)  # type: ignore[arg-type]
+
+
+# Coverage.until at every window's edges: the phone bought 2025-11-01, its screen (a main
+# part) under the three guarantees, then the maker's year, then a 36-month extended warranty.
+SCREEN_EDGES = [
+    # (today, plans, remedy, term_id, English text, until)
+    (date(2025, 11, 8), (), "return", "cn_three_guarantees",
+     "China three guarantees: return within 7 days (day 7)", date(2025, 11, 8)),
+    (date(2025, 11, 9), (), "exchange", "cn_three_guarantees",
+     "China three guarantees: exchange within 15 days (day 8)", date(2025, 11, 16)),
+    (date(2025, 11, 16), (), "exchange", "cn_three_guarantees",
+     "China three guarantees: exchange within 15 days (day 15)", date(2025, 11, 16)),
+    (date(2025, 11, 17), (), "repair", "cn_three_guarantees",
+     "China three guarantees: main unit repair until 2026-11-01", date(2026, 11, 1)),
+    (date(2026, 11, 1), (), "repair", "cn_three_guarantees",
+     "China three guarantees: main unit repair until 2026-11-01", date(2026, 11, 1)),
+    (date(2026, 11, 2), ("extended_warranty",), "repair", "extended_warranty",
+     "Extended warranty: main unit until 2028-11-01", date(2028, 11, 1)),
+    (date(2028, 11, 1), ("extended_warranty",), "repair", "extended_warranty",
+     "Extended warranty: main unit until 2028-11-01", date(2028, 11, 1)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("today", "plans", "remedy", "term_id", "term", "until"), SCREEN_EDGES)
+def test_until_is_the_last_day_of_each_window(
+    book: WarrantyBook,
+    phone: DeviceModel,
+    today: date,
+    plans: tuple[str, ...],
+    remedy: str,
+    term_id: str,
+    term: str,
+    until: date,
+) -> None:
+    got = book.coverage(
+        "screen_replacement",
+        model=phone,
+        purchase_date=PHONE_BOUGHT,
+        today=today,
+        region="CN",
+        plans=plans,
+    )
+    assert got == Coverage(True, remedy, term, term_id, CNY0, SCREEN_CNY, until)  # type: ignore[arg-type]
+    # The last day is still in: on `until` itself the same remedy is given.
+    on_last_day = book.coverage(
+        "screen_replacement",
+        model=phone,
+        purchase_date=PHONE_BOUGHT,
+        today=until,
+        region="CN",
+        plans=plans,
+    )
+    assert (on_last_day.remedy, on_last_day.term_id, on_last_day.until) == (
+        remedy,
+        term_id,
+        until,
+    )
+
+
+def test_until_is_none_when_nothing_covers(book: WarrantyBook, phone: DeviceModel) -> None:
+    ask = partial(book.coverage, model=phone, purchase_date=PHONE_BOUGHT, region="CN")
+    # The day after the extended warranty's last day: every term and plan has ended.
+    assert ask(
+        "screen_replacement", today=date(2028, 11, 2), plans={"extended_warranty"}
+    ) == Coverage(
+        False,
+        "none",
+        "not covered: China three guarantees ended 2026-11-01; "
+        "Maker's limited warranty (phone) ended 2026-11-01; "
+        "Extended warranty ended 2028-11-01",
+        "not_covered",
+        SCREEN_CNY,
+        SCREEN_CNY,
+        None,
+    )
+    day_one = partial(ask, today=PHONE_BOUGHT)
+    assert day_one("free_space").until is None  # self-help
+    assert day_one("data_backup").until is None  # not a repair
+    excluded = day_one("screen_replacement", exclusions={"liquid_damage"})
+    assert (excluded.term_id, excluded.until) == ("excluded", None)
 
 
 def test_three_guarantees_battery_period_is_its_own(book: WarrantyBook, phone: DeviceModel) -> None:
@@ -224,6 +309,7 @@ def test_three_guarantees_battery_period_is_its_own(book: WarrantyBook, phone: D
         "cn_three_guarantees",
         CNY0,
         BATTERY_CNY,
+        date(2026, 5, 1),
     )
     assert ask("battery_replacement", today=date(2026, 6, 1)) == Coverage(
         True,
@@ -232,6 +318,7 @@ def test_three_guarantees_battery_period_is_its_own(book: WarrantyBook, phone: D
         "maker_phone",
         CNY0,
         BATTERY_CNY,
+        date(2026, 11, 1),
     )
 
 
@@ -248,6 +335,7 @@ def test_three_guarantees_are_for_phones_only(
         "maker_laptop",
         CNY0,
         SCREEN_CNY,
+        date(2025, 5, 1),
     )
 
 
@@ -264,6 +352,7 @@ def test_eu_two_year_legal_guarantee(
         "eu_legal_guarantee",
         EUR0,
         eur,
+        date(2026, 1, 10),  # today is the last day
     )
     assert ask("storage_replacement", today=date(2026, 1, 11)) == Coverage(
         False,
@@ -292,6 +381,7 @@ def test_eu_guarantee_covers_a_device_of_unknown_kind(book: WarrantyBook) -> Non
         "eu_legal_guarantee",
         EUR0,
         Money(Decimal("59.00"), "EUR"),
+        date(2027, 1, 1),
     )
     # No maker's term knows an unknown kind, and the US has no statutory term here.
     got = book.coverage(
@@ -348,6 +438,7 @@ def test_accidental_screen_plan_waives_accidental_damage(
         "accidental_screen",
         CNY0,
         SCREEN_CNY,
+        date(2026, 11, 1),
     )
     # The plan covers the screen only: a dropped phone's charging port is excluded.
     port = Money(Decimal("209.00"), "CNY")
@@ -384,6 +475,7 @@ def test_extended_warranty_covers_the_main_unit_not_the_battery(
         "extended_warranty",
         CNY0,
         Money(Decimal("119.00"), "CNY"),
+        date(2027, 5, 1),
     )
     assert ask("battery_replacement") == Coverage(
         False,
@@ -485,7 +577,9 @@ def test_unknown_action_is_refused(book: WarrantyBook, phone: DeviceModel) -> No
         book.coverage(
             "polish", model=phone, purchase_date=PHONE_BOUGHT, today=PHONE_BOUGHT, region="CN"
         )
-    assert str(err.value).startswith("unknown action 'polish'; known actions: battery_replacement")
+    assert str(err.value).startswith(
+        "unknown action 'polish'; known actions: battery_inspection, battery_replacement"
+    )
 
 
 def test_add_months_clamps_to_the_months_end() -> None:
