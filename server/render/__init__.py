@@ -7,6 +7,7 @@
 word, a time, a size) are shared by the client commands' tables.
 """
 
+from probelink.server.render.diagnosis_html import render_diagnosis_html
 from probelink.server.render.report_text import (
     format_bytes,
     format_time,
@@ -22,6 +23,7 @@ __all__ = [
     "format_bytes",
     "format_time",
     "kind_words",
+    "render_diagnosis_html",
     "render_report",
     "signature_text",
     "signature_word",
