@@ -26,6 +26,8 @@ from grpc_reflection.v1alpha import reflection
 from probelink.server.auth.authenticator import Authenticator
 from probelink.server.bootstrap import bootstrap
 from probelink.server.config import ServeConfig
+from probelink.server.diagnosis.engine import Diagnoser
+from probelink.server.diagnosis.service import Diagnoses
 from probelink.server.errors import InvalidArgument
 from probelink.server.gateway.admin import Admin
 from probelink.server.gateway.agent_gateway import AgentGateway
@@ -70,6 +72,7 @@ class ProbelinkServer:
     #: Files written on the very first start (admin.token, enroll.secret).
     first_start_files: list[Path]
     metrics_port: int | None = None
+    diagnoses: Diagnoses | None = None
     _grpc: grpc.aio.Server | None = None
     _health: HealthServicer | None = None
     _writer: GroupCommitWriter | None = None
@@ -81,6 +84,10 @@ class ProbelinkServer:
     async def start(cls, config: ServeConfig) -> ProbelinkServer:
         require_safe_listen(config.listen, config.tls, config.insecure)
         split_listen(config.listen)
+        # Rules and catalogs first: a bad rule file stops the server before anything opens.
+        diagnoser = await asyncio.to_thread(
+            Diagnoser.load, config.rules_dir, default_currency=config.currency
+        )
         # Private: it holds the admin token, the enroll secret and (SQLite) every report.
         config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         store = await asyncio.to_thread(_open_and_migrate, config.db_url)
@@ -106,6 +113,10 @@ class ProbelinkServer:
             train_after=config.dict_train_after,
             retrain_every_s=config.dict_retrain_every_s,
         )
+        diagnoses = Diagnoses(
+            astore, book, diagnoser, hub, horizon_days=config.advisory_horizon_days
+        )
+        diagnoses.start()
         ingestor = Ingestor(
             writer,
             book,
@@ -113,9 +124,10 @@ class ProbelinkServer:
             max_content_size=config.max_report_bytes,
             on_stored=trainer.note_stored,
             store=astore,
+            on_report=diagnoses.stored,
         )
         guard = Guard(Authenticator(astore), metrics)
-        gateway = AgentGateway(astore, guard, ingestor, book, hub, metrics)
+        gateway = AgentGateway(astore, guard, ingestor, book, hub, metrics, diagnoses)
 
         server: grpc.aio.Server | None = None
         try:
@@ -132,10 +144,10 @@ class ProbelinkServer:
             )
             gateway_pb2_grpc.add_AgentGatewayServiceServicer_to_server(gateway, server)
             reports_pb2_grpc.add_ReportsServiceServicer_to_server(
-                Reports(astore, guard, book), server
+                Reports(astore, guard, book, diagnoses), server
             )
             admin_pb2_grpc.add_AdminServiceServicer_to_server(
-                Admin(astore, guard, hub, trainer), server
+                Admin(astore, guard, hub, trainer, diagnoses), server
             )
             health = HealthServicer()
             health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -168,6 +180,7 @@ class ProbelinkServer:
                 _health=health,
                 _writer=writer,
                 _hub=hub,
+                diagnoses=diagnoses,
             )
             if config.metrics_listen:
                 host, mport = split_listen(config.metrics_listen)
@@ -184,6 +197,7 @@ class ProbelinkServer:
             if server is not None:
                 await server.stop(0)
             await writer.close()
+            await diagnoses.close()
             await asyncio.to_thread(astore.close)
             raise
         return app
@@ -209,6 +223,8 @@ class ProbelinkServer:
         await self._hub.end_all(grace)
         await stopping
         await self.trainer.close()
+        if self.diagnoses is not None:
+            await self.diagnoses.close()
         await asyncio.to_thread(self.store.close)
         if self._metrics_http is not None:
             with contextlib.suppress(Exception):

@@ -40,6 +40,12 @@ class ServeConfig:
     # How long SIGTERM waits for in-flight reports and streams.
     grace_s: float = 10.0
     port_file: Path | None = None
+    # An operator's rule directory, judged with (and over) the shipped rules.
+    rules_dir: Path | None = None
+    # Prices are quoted in this currency when a device's region is not known.
+    currency: str = "USD"
+    # A trend crossing its limit within this many days raises an advisory.
+    advisory_horizon_days: float = 90.0
 
     @property
     def db_url(self) -> str:

@@ -35,6 +35,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     _GATEWAY + "GetDictionary": frozenset({DEVICE}) | STAFF,
     _REPORTS + "ListReports": frozenset({DEVICE, CUSTOMER}) | STAFF,
     _REPORTS + "GetReport": frozenset({DEVICE, CUSTOMER}) | STAFF,
+    # Recompute and what-if warranty inside GetDiagnosis are checked in the call (staff).
+    _REPORTS + "GetDiagnosis": frozenset({DEVICE, CUSTOMER}) | STAFF,
+    _REPORTS + "RecomputeDiagnoses": STAFF,
+    _REPORTS + "ListAdvisories": frozenset({DEVICE, CUSTOMER}) | STAFF,
     _ADMIN + "CreateToken": frozenset({ADMIN}),
     _ADMIN + "RevokeToken": frozenset({ADMIN}),
     _ADMIN + "ListTokens": frozenset({ADMIN}),
@@ -44,6 +48,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     _ADMIN + "ListDevices": STAFF,
     _ADMIN + "RevokeDevice": frozenset({ADMIN}),
     _ADMIN + "TrainDictionary": frozenset({ADMIN}),
+    _ADMIN + "SetDeviceWarranty": STAFF,
 }
 
 

@@ -1,7 +1,8 @@
-"""`probelink-server device`: enrolled devices — list (staff), revoke (admin).
+"""`probelink-server device`: enrolled devices — list, warranty facts (staff), revoke (admin).
 
 probelink-server device list
 probelink-server device revoke 4f1c9e2a-…   # its credential stops working at once
+probelink-server device warranty 4f1c… --purchased 2025-03-01 --region CN --plan battery_renewal
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from rich.text import Text
 
 from probelink.server.cli.client import Client, JsonOpt, connected, fail, to_dict
 from probelink.server.render import format_time
-from probelink.v1 import admin_pb2
+from probelink.v1 import admin_pb2, advisory_pb2
 
 app = typer.Typer(help="Enrolled devices.", no_args_is_help=True)
 
@@ -82,5 +83,50 @@ def revoke(
         return
     Console(highlight=False).print(
         f"Revoked device {response.info.device_id}; it must enroll again to send reports.",
+        markup=False,
+    )
+
+
+@app.command("warranty")
+@connected
+def warranty(
+    client: Client,
+    device_id: Annotated[str, typer.Argument(help="The device (`device list` shows ids).")],
+    purchased: Annotated[
+        str, typer.Option("--purchased", help="The purchase date on the receipt (YYYY-MM-DD).")
+    ],
+    region: Annotated[str, typer.Option("--region", help="Where it was bought (CN, EU, US).")],
+    plan: Annotated[
+        list[str] | None, typer.Option("--plan", help="A plan bought with it (repeatable).")
+    ] = None,
+    exclusion: Annotated[
+        list[str] | None,
+        typer.Option("--exclusion", help="An exclusion found at the desk (repeatable)."),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Record a device's purchase facts; its diagnoses judge warranty by them."""
+    request = admin_pb2.SetDeviceWarrantyRequest(
+        device_id=device_id.strip(),
+        warranty=advisory_pb2.WarrantyFacts(
+            purchase_date=purchased.strip(),
+            region=region.strip(),
+            plans=plan or [],
+            exclusions=exclusion or [],
+        ),
+    )
+    response: admin_pb2.SetDeviceWarrantyResponse = client.call(
+        client.admin.SetDeviceWarranty, request
+    )
+    if json_out:
+        print(json.dumps(to_dict(response.warranty), indent=2))
+        return
+    w = response.warranty
+    extras = ", ".join([*w.plans, *(f"excluded: {e}" for e in w.exclusions)])
+    Console(highlight=False).print(
+        f"Device {device_id} bought {w.purchase_date} in {w.region}"
+        + (f" ({extras})" if extras else "")
+        + ". Diagnoses made from now on judge warranty by this; "
+        "`diagnose ID --recompute` applies it to an earlier one.",
         markup=False,
     )

@@ -10,7 +10,9 @@ free port), runs the agent's self-check with `--upload` as a child process — t
 the server never import each other — which enrolls with the data dir's `enroll.secret`
 on first use and keeps its credential in `<data-dir>/agent`, reads the stored report back
 through ReportsService with the data dir's `admin.token` (the road `reports show` takes),
-prints a summary and the commands to read it again later, and stops the server cleanly.
+asks for its diagnosis (the road `diagnose` takes) and writes the printable page of it to
+`<data-dir>/diagnosis-<report id>.html`, prints a summary, the diagnosis and the commands to
+read them again later, and stops the server cleanly.
 
 Exit codes: 0 stored, nothing failed; 1 stored, and a check failed (as `probelink-agent
 check`); 2 nothing ran: a bad data dir, a port in use, or the agent could not run the
@@ -38,11 +40,13 @@ from rich.table import Table
 from rich.text import Text
 
 from probelink.channel import bearer, open_aio_channel
+from probelink.diagnosis_text import LANGS, render_diagnosis
 from probelink.server.app import ProbelinkServer
 from probelink.server.bootstrap import ADMIN_TOKEN_FILE, ENROLL_SECRET_FILE
 from probelink.server.cli.client import to_dict
 from probelink.server.config import DEFAULT_DATA_DIR, ServeConfig
 from probelink.server.errors import ServerError
+from probelink.server.render.diagnosis_html import render_diagnosis_html
 from probelink.server.render.report_text import category_table, verdict_text
 from probelink.server.tls import is_loopback, split_listen
 from probelink.v1 import report_pb2, reports_pb2, reports_pb2_grpc, status_pb2
@@ -93,6 +97,9 @@ class Stored:
     response: reports_pb2.GetReportResponse
     agent: AgentUpload
     first_start_files: list[Path] = field(default_factory=list)
+    # The server's diagnosis of the report (docs/diagnosis.md) and the printable page of it.
+    diagnosis: dict[str, Any] = field(default_factory=dict)
+    diagnosis_html: Path | None = None
 
     @property
     def matches_sent(self) -> bool:
@@ -130,11 +137,13 @@ def run_local(
             dir_okay=False,
         ),
     ] = None,
+    lang: Annotated[str, typer.Option("--lang", help="The diagnosis in en or zh-CN.")] = "en",
     json_out: Annotated[
         bool, typer.Option("--json", help="Print one JSON object on stdout.")
     ] = False,
 ) -> None:
-    """Self-check this machine end to end: an embedded server, the agent, the stored report."""
+    """Self-check this machine end to end: an embedded server, the agent, the stored report
+    and its diagnosis."""
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     agent_options: list[str] = []
     if sysfs_root is not None:
@@ -142,9 +151,11 @@ def run_local(
     for path in smartctl_json or []:
         agent_options += ["--smartctl-json", str(path.resolve())]
     try:
+        if lang not in LANGS:
+            raise LocalRunFailed(f"--lang {lang!r}: use one of {', '.join(LANGS)}", EXIT_USAGE)
         check_listen(listen)
         check_data_dir(data_dir)
-        stored = asyncio.run(_run(data_dir, listen, agent_options, json_out, err))
+        stored = asyncio.run(_run(data_dir, listen, agent_options, json_out, err, lang))
     except LocalRunFailed as failed:
         if json_out:
             print(json.dumps({"error": str(failed), "exit_code": failed.code}))
@@ -157,7 +168,7 @@ def run_local(
         if not out.is_terminal:
             # Piped or logged: whole lines rather than evidence folded at 80 columns.
             out = Console(highlight=False, soft_wrap=True, width=max(out.width, 120))
-        show(out, stored)
+        show(out, stored, lang)
     if not stored.matches_sent:
         # The server must give back exactly what the device signed and sent.
         err.print(
@@ -209,7 +220,12 @@ def check_listen(listen: str) -> None:
 
 
 async def _run(
-    data_dir: Path, listen: str, agent_options: list[str], json_out: bool, err: Console
+    data_dir: Path,
+    listen: str,
+    agent_options: list[str],
+    json_out: bool,
+    err: Console,
+    lang: str = "en",
 ) -> Stored:
     interrupt = _Interrupt(asyncio.current_task())
     loop = asyncio.get_running_loop()
@@ -225,6 +241,9 @@ async def _run(
             token = admin_token(data_dir)
             agent = await _check_and_upload(server, data_dir, agent_options, err)
             response = await _read_back(server.address, token, agent.report_id)
+            diagnosis = await _diagnosis(server.address, token, agent.report_id)
+            page = data_dir / f"diagnosis-{agent.report_id}.html"
+            page.write_text(render_diagnosis_html(diagnosis, lang), encoding="utf-8")
             return Stored(
                 server=server.address,
                 data_dir=data_dir,
@@ -232,6 +251,8 @@ async def _run(
                 response=response,
                 agent=agent,
                 first_start_files=list(server.first_start_files),
+                diagnosis=diagnosis,
+                diagnosis_html=page,
             )
         finally:
             interrupt.ignore()
@@ -415,6 +436,26 @@ async def _read_back(address: str, token: str, report_id: str) -> reports_pb2.Ge
     return response
 
 
+async def _diagnosis(address: str, token: str, report_id: str) -> dict[str, Any]:
+    """The server's diagnosis of the report, as `probelink-server diagnose` asks for it."""
+    async with open_aio_channel(address) as channel:
+        stub = reports_pb2_grpc.ReportsServiceStub(channel)
+        try:
+            response: reports_pb2.GetDiagnosisResponse = await stub.GetDiagnosis(
+                reports_pb2.GetDiagnosisRequest(report_id=report_id),
+                metadata=bearer(token),
+                timeout=READ_BACK_TIMEOUT_S,
+            )
+        except grpc.aio.AioRpcError as error:
+            raise LocalRunFailed(
+                f"stored as report {report_id}, but the server did not diagnose it "
+                f"({error.code().name}): {error.details()}",
+                EXIT_UPLOAD_FAILED,
+            ) from None
+    document: dict[str, Any] = json.loads(response.diagnosis_json)
+    return document
+
+
 def read_again_commands(data_dir: Path, report_id: str) -> list[str]:
     """The shell commands that read this report again once the server runs on its own."""
     server = _server_command()
@@ -428,6 +469,7 @@ def read_again_commands(data_dir: Path, report_id: str) -> list[str]:
         serve,
         f"export PROBELINK_TOKEN=$(cat {token})",
         f"{server} reports show {shlex.quote(report_id)}",
+        f"{server} diagnose {shlex.quote(report_id)}",
     ]
 
 
@@ -461,8 +503,8 @@ def result_counts(report: report_pb2.Report) -> str:
     )
 
 
-def show(out: Console, stored: Stored) -> None:
-    """The summary, what needs a look, and how to read the whole report again."""
+def show(out: Console, stored: Stored, lang: str = "en") -> None:
+    """The summary, the diagnosis, and how to read the whole report again."""
     summary, report = stored.response.summary, stored.response.report
     model = " ".join(p for p in (summary.manufacturer, summary.model) if p) or "unknown model"
     grid = Table.grid(padding=(0, 2))
@@ -491,6 +533,13 @@ def show(out: Console, stored: Stored) -> None:
     if to_look_at:
         out.print()
         out.print(category_table("To look at", to_look_at))
+    if stored.diagnosis:
+        out.print()
+        out.print(Text("诊断" if lang == "zh-CN" else "Diagnosis", style="bold"))
+        out.print(render_diagnosis(stored.diagnosis, lang))
+    if stored.diagnosis_html is not None:
+        out.print()
+        out.print(f"Printable diagnosis: {stored.diagnosis_html}", markup=False)
     out.print()
     out.print(
         f"Read it again later (the server has stopped; everything stays in {stored.data_dir}):",
@@ -513,5 +562,7 @@ def as_json(stored: Stored) -> dict[str, Any]:
         "signature_verified": summary.signature == reports_pb2.SIGNATURE_VERDICT_VERIFIED,
         "stored_matches_sent": stored.matches_sent,
         "summary": to_dict(summary),
+        "diagnosis": stored.diagnosis,
+        "diagnosis_html": str(stored.diagnosis_html.resolve()) if stored.diagnosis_html else None,
         "commands": read_again_commands(stored.data_dir, summary.report_id),
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import signal
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from probelink import __version__
 from probelink.server.app import ProbelinkServer
@@ -68,6 +70,23 @@ def serve(
     port_file: Annotated[
         Path | None, typer.Option(help="Write the bound port here once listening.")
     ] = None,
+    rules_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="An operator's rule directory (*.toml), judged with the shipped rules; a "
+            "rule with a shipped rule's id replaces it. `rules check DIR` validates it."
+        ),
+    ] = None,
+    currency: Annotated[
+        str,
+        typer.Option(
+            help="Quote prices in this ISO 4217 currency when a device's region is unknown."
+        ),
+    ] = "USD",
+    advisory_horizon_days: Annotated[
+        float,
+        typer.Option(help="A trend crossing its limit within this many days raises an advisory."),
+    ] = 90.0,
     json_out: Annotated[bool, typer.Option("--json", help="Print events as JSON lines.")] = False,
 ) -> None:
     """Run the server: gRPC gateway, storage, health, reflection and metrics."""
@@ -82,6 +101,9 @@ def serve(
     if max_report_bytes < 1024:
         err.print("[red]--max-report-bytes must be at least 1024[/red]")
         raise typer.Exit(EXIT_USAGE)
+    if not (advisory_horizon_days > 0 and math.isfinite(advisory_horizon_days)):
+        err.print("[red]--advisory-horizon-days must be a number of days above 0[/red]")
+        raise typer.Exit(EXIT_USAGE)
     tls = TlsConfig(tls_cert, tls_key, tls_client_ca) if tls_cert and tls_key else None
     config = ServeConfig(
         listen=listen,
@@ -95,6 +117,9 @@ def serve(
         dict_retrain_every_s=dict_retrain_every,
         grace_s=grace,
         port_file=port_file,
+        rules_dir=rules_dir,
+        currency=currency.upper(),
+        advisory_horizon_days=advisory_horizon_days,
     )
     raise typer.Exit(asyncio.run(_run(config, json_out, err)))
 
@@ -115,7 +140,8 @@ async def _run(config: ServeConfig, json_out: bool, err: Console) -> int:
     try:
         server = await ProbelinkServer.start(config)
     except ServerError as error:
-        err.print(f"[red]cannot start:[/red] {error}")
+        # Text, not markup: a rule file's message quotes TOML such as [[rule]].
+        err.print(Text.assemble(("cannot start: ", "red"), str(error)), soft_wrap=True)
         return EXIT_USAGE
     except RuntimeError as error:  # grpc: "Failed to bind to address …"
         err.print(

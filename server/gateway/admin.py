@@ -15,6 +15,7 @@ import grpc
 from probelink.server.auth import credentials, roles
 from probelink.server.auth.authenticator import Caller
 from probelink.server.clock import now_us
+from probelink.server.diagnosis.service import Diagnoses, parse_purchase
 from probelink.server.errors import InvalidArgument, NotFound, Unauthenticated
 from probelink.server.gateway.calls import Guard, rpc
 from probelink.server.gateway.convert import (
@@ -27,8 +28,8 @@ from probelink.server.gateway.convert import (
 from probelink.server.gateway.hub import Hub
 from probelink.server.ingest.training import DictionaryTrainer
 from probelink.server.store.async_store import AsyncStore
-from probelink.server.store.base import EnrollSecretRecord, TokenRecord
-from probelink.v1 import admin_pb2, admin_pb2_grpc
+from probelink.server.store.base import EnrollSecretRecord, TokenRecord, WarrantyRecord
+from probelink.v1 import admin_pb2, admin_pb2_grpc, advisory_pb2
 
 _SERVICE = "probelink.v1.AdminService/"
 _MAX_LABEL = 200
@@ -36,8 +37,14 @@ _MAX_LABEL = 200
 
 class Admin(admin_pb2_grpc.AdminServiceServicer):
     def __init__(
-        self, store: AsyncStore, guard: Guard, hub: Hub, trainer: DictionaryTrainer
+        self,
+        store: AsyncStore,
+        guard: Guard,
+        hub: Hub,
+        trainer: DictionaryTrainer,
+        diagnoses: Diagnoses,
     ) -> None:
+        self.diagnoses = diagnoses
         self.store = store
         self.guard = guard
         self.hub = hub
@@ -186,6 +193,49 @@ class Admin(admin_pb2_grpc.AdminServiceServicer):
     ) -> admin_pb2.TrainDictionaryResponse:
         record = await self.trainer.train(request.sample_limit)
         return admin_pb2.TrainDictionaryResponse(dictionary=dictionary_message(record))
+
+    @rpc(_SERVICE + "SetDeviceWarranty")
+    async def SetDeviceWarranty(
+        self,
+        request: admin_pb2.SetDeviceWarrantyRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+        caller: Caller,
+    ) -> admin_pb2.SetDeviceWarrantyResponse:
+        device_id = _required(request.device_id, "device_id", "`device list` shows the ids")
+        given = request.warranty
+        if not given.purchase_date or not given.region:
+            raise InvalidArgument(
+                "a warranty record needs the purchase date (YYYY-MM-DD) and the region "
+                f"({', '.join(sorted(self.diagnoses.diagnoser.warranty.regions))})"
+            )
+        facts = parse_purchase(
+            given.purchase_date,
+            given.region,
+            given.plans,
+            given.exclusions,
+            self.diagnoses.diagnoser,
+            "device",
+        )
+        if await self.store.read(self.store.store.get_device, device_id) is None:
+            raise NotFound(f"no device {device_id} is enrolled on this server")
+        assert facts.purchase_date is not None and facts.region is not None
+        record = WarrantyRecord(
+            device_id,
+            facts.purchase_date.isoformat(),
+            facts.region,
+            facts.plans,
+            facts.exclusions,
+            now_us(),
+        )
+        await self.store.write(self.store.store.set_warranty, record)
+        return admin_pb2.SetDeviceWarrantyResponse(
+            warranty=advisory_pb2.WarrantyFacts(
+                purchase_date=record.purchase_date,
+                region=record.region,
+                plans=record.plans,
+                exclusions=record.exclusions,
+            )
+        )
 
 
 def _label(text: str) -> str:

@@ -21,6 +21,7 @@ import grpc
 from probelink.server.auth import credentials
 from probelink.server.auth.authenticator import Caller
 from probelink.server.clock import now_us
+from probelink.server.diagnosis.service import Diagnoses
 from probelink.server.errors import (
     IngestRefused,
     InvalidArgument,
@@ -64,8 +65,11 @@ class AgentGateway(gateway_pb2_grpc.AgentGatewayServiceServicer):
         book: DictionaryBook,
         hub: Hub,
         metrics: Metrics,
+        diagnoses: Diagnoses | None = None,
     ) -> None:
         self.store = store
+        # Where advisories come from; None in a gateway without diagnosis (tests of ingest).
+        self.diagnoses = diagnoses
         self.guard = guard
         self.ingestor = ingestor
         self.book = book
@@ -246,6 +250,7 @@ class _Stream:
         self._slow: set[asyncio.Task[None]] = set()
         self._acks: list[wire_pb2.ReportAck] = []
         self._sent_dictionary = False
+        self._offered_advisories = False
         # The credential was checked on admission; it is checked again every RECHECK_S.
         self._valid_until = time.monotonic() + RECHECK_S
 
@@ -277,6 +282,7 @@ class _Stream:
         body = request.WhichOneof("body")
         if body == "report":
             self._offer_dictionary(None)
+            self._offer_advisories()
             if time.monotonic() > self._valid_until and not await self._still_valid():
                 return False
             # Bounded both ways: reports waiting for a commit, and answers waiting for a
@@ -287,6 +293,12 @@ class _Stream:
             self._start(request.report)
         elif body == "hello":
             self._offer_dictionary(request.hello.dictionary_id)
+            self._offer_advisories()
+        elif body == "advisories_received":
+            diagnoses = self._gateway.diagnoses
+            if diagnoses is not None:
+                ids = request.advisories_received.advisory_ids
+                await diagnoses.delivered(self._device_id, list(ids))
         return True
 
     def sent(self) -> None:
@@ -389,6 +401,25 @@ class _Stream:
         current = self._gateway.book.current
         if current is not None and current.dictionary_id != held:
             self._outbox.put_nowait(gateway_pb2.ConnectResponse(dictionary=to_message(current)))
+
+    def _offer_advisories(self) -> None:
+        """Once per stream: every advisory the device has not confirmed, in the background
+        (a database read must not hold the stream's reports back)."""
+        diagnoses = self._gateway.diagnoses
+        if self._offered_advisories or diagnoses is None:
+            return
+        self._offered_advisories = True
+
+        async def offer() -> None:
+            try:
+                for message in await diagnoses.undelivered(self._device_id):
+                    self._outbox.put_nowait(message)
+            except Exception:  # the store is away: the next stream offers them again
+                logger.warning("could not read advisories of device %s", self._device_id)
+
+        task = asyncio.create_task(offer())
+        self._slow.add(task)
+        task.add_done_callback(self._slow.discard)
 
     async def _still_valid(self) -> bool:
         try:

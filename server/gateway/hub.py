@@ -1,6 +1,7 @@
 """The open Connect streams of this server, so messages can be pushed down them.
 
     hub.broadcast(gateway_pb2.ConnectResponse(dictionary=…))   # a new dictionary, to all
+    hub.send(device_id, gateway_pb2.ConnectResponse(advisory=…)) # to one device's streams
     hub.end_device(device_id, Unauthenticated(…))              # after a revocation
     await hub.end_all()                                         # shutdown: finish, then end
 
@@ -42,6 +43,13 @@ class Hub:
         for boxes in self._streams.values():
             for box in boxes:
                 box.put_nowait(message)
+
+    def send(self, device_id: str, message: gateway_pb2.ConnectResponse) -> bool:
+        """Put `message` on the device's open streams; False when it has none here."""
+        boxes = self._streams.get(device_id)
+        for box in boxes or ():
+            box.put_nowait(message)
+        return bool(boxes)
 
     def end_device(self, device_id: str, error: ServerError) -> None:
         """End the device's streams at once with `error` (its credential was revoked)."""

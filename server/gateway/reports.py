@@ -15,16 +15,17 @@ import binascii
 from typing import Any
 
 import grpc
-import zstandard
-from google.protobuf.message import DecodeError
 
+from probelink.server.auth import roles
 from probelink.server.auth.authenticator import Caller
-from probelink.server.errors import InvalidArgument, NotFound, PermissionDenied, StoreError
+from probelink.server.clock import timestamp
+from probelink.server.diagnosis.service import Diagnoses, advisory_message, parse_purchase
+from probelink.server.errors import InvalidArgument, NotFound, PermissionDenied
 from probelink.server.gateway.calls import Guard, rpc
 from probelink.server.gateway.convert import report_summary
 from probelink.server.ingest.dictionaries import DictionaryBook
 from probelink.server.store.async_store import AsyncStore
-from probelink.v1 import report_pb2, reports_pb2, reports_pb2_grpc
+from probelink.v1 import reports_pb2, reports_pb2_grpc
 
 _SERVICE = "probelink.v1.ReportsService/"
 DEFAULT_PAGE = 50
@@ -32,7 +33,10 @@ MAX_PAGE = 1000
 
 
 class Reports(reports_pb2_grpc.ReportsServiceServicer):
-    def __init__(self, store: AsyncStore, guard: Guard, book: DictionaryBook) -> None:
+    def __init__(
+        self, store: AsyncStore, guard: Guard, book: DictionaryBook, diagnoses: Diagnoses
+    ) -> None:
+        self.diagnoses = diagnoses
         self.store = store
         self.guard = guard
         self.book = book
@@ -81,24 +85,86 @@ class Reports(reports_pb2_grpc.ReportsServiceServicer):
                 f"report {report_id} belongs to another device; a {caller.role} reads "
                 "only its own device's reports"
             )
-        dictionary_id = stored.row.dictionary_id
-        if dictionary_id not in self.book:  # issued by another replica since we started
-            await self.store.read(self.book.learn, self.store.store, dictionary_id)
-        try:
-            serialized = self.book.decompressor(dictionary_id).decompress(stored.frame)
-            report = report_pb2.Report.FromString(serialized)
-        except (KeyError, zstandard.ZstdError, DecodeError) as exc:
-            raise StoreError(
-                f"report {report_id} is stored but cannot be read back ({exc!r}): its "
-                f"dictionary {dictionary_id} is missing from the database or the stored "
-                "bytes are damaged"
-            ) from exc
+        serialized, report = await self.store.read(self.book.read_back, self.store.store, stored)
         return reports_pb2.GetReportResponse(
             summary=report_summary(stored.row),
             report=report,
             serialized_report=serialized,
             signature=stored.row.signature.signature,
             device_public_key=stored.device_public_key or b"",
+        )
+
+    @rpc(_SERVICE + "GetDiagnosis")
+    async def GetDiagnosis(
+        self,
+        request: reports_pb2.GetDiagnosisRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+        caller: Caller,
+    ) -> reports_pb2.GetDiagnosisResponse:
+        report_id = request.report_id.strip()
+        if not report_id:
+            raise InvalidArgument("report_id is empty: give the id `reports list` shows")
+        what_if = request.HasField("warranty")
+        if (request.recompute or what_if) and caller.role not in roles.STAFF:
+            raise PermissionDenied(
+                f"a {caller.role} reads the stored diagnosis; recomputing it or judging "
+                "warranty by other facts is for technicians, engineers and admins"
+            )
+        purchase = None
+        if what_if:
+            given = request.warranty
+            purchase = parse_purchase(
+                given.purchase_date,
+                given.region,
+                given.plans,
+                given.exclusions,
+                self.diagnoses.diagnoser,
+                "request",
+            )
+        made = await self.diagnoses.get(
+            report_id, recompute=request.recompute, purchase=purchase, may_read=caller.may_read
+        )
+        return reports_pb2.GetDiagnosisResponse(
+            diagnosis_json=made.record.document,
+            ruleset_version=made.record.ruleset_version,
+            current_ruleset_version=self.diagnoses.version,
+            made_now=made.made_now,
+        )
+
+    @rpc(_SERVICE + "RecomputeDiagnoses")
+    async def RecomputeDiagnoses(
+        self,
+        request: reports_pb2.RecomputeDiagnosesRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+        caller: Caller,
+    ) -> reports_pb2.RecomputeDiagnosesResponse:
+        recomputed, current = await self.diagnoses.recompute_stale()
+        return reports_pb2.RecomputeDiagnosesResponse(
+            recomputed=recomputed, current=current, ruleset_version=self.diagnoses.version
+        )
+
+    @rpc(_SERVICE + "ListAdvisories")
+    async def ListAdvisories(
+        self,
+        request: reports_pb2.ListAdvisoriesRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+        caller: Caller,
+    ) -> reports_pb2.ListAdvisoriesResponse:
+        device_id = request.device_id.strip() or None
+        scope = caller.scope
+        if scope is not None:
+            if device_id is not None and device_id != scope:
+                raise PermissionDenied(f"a {caller.role} reads only the advisories of {scope}")
+            device_id = scope
+        records = await self.store.read(self.store.store.list_advisories, device_id, MAX_PAGE)
+        return reports_pb2.ListAdvisoriesResponse(
+            advisories=[
+                reports_pb2.AdvisoryRecord(
+                    advisory=advisory_message(r),
+                    delivered_at=timestamp(r.delivered_at_us) if r.delivered_at_us else None,
+                )
+                for r in records
+            ]
         )
 
 

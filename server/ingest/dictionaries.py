@@ -23,10 +23,12 @@ import threading
 from collections.abc import Iterable, Sequence
 
 import zstandard
+from google.protobuf.message import DecodeError
 
-from probelink.server.errors import FailedPrecondition
+from probelink.server.errors import FailedPrecondition, StoreError
 from probelink.server.ingest.frames import MAX_WINDOW_SIZE
-from probelink.server.store.base import DictionaryRecord, Store
+from probelink.server.store.base import DictionaryRecord, Store, StoredReport
+from probelink.v1 import report_pb2
 
 DEFAULT_DICTIONARY_SIZE = 64 * 1024
 # zstd's trainer fails below ~7 samples; a dictionary worth sending to every agent
@@ -162,3 +164,22 @@ class DictionaryBook:
             found = zstandard.ZstdDecompressor(dict_data=zdict, max_window_size=MAX_WINDOW_SIZE)
             cache[dictionary_id] = found
         return found
+
+    def read_back(self, store: Store, stored: StoredReport) -> tuple[bytes, report_pb2.Report]:
+        """A stored report's serialized bytes and the parsed Report (blocking: a thread).
+
+        Raises StoreError when its dictionary is missing from the database or the stored
+        bytes are damaged.
+        """
+        dictionary_id = stored.row.dictionary_id
+        if dictionary_id not in self:  # issued by another replica since we started
+            self.learn(store, dictionary_id)
+        try:
+            serialized = self.decompressor(dictionary_id).decompress(stored.frame)
+            return serialized, report_pb2.Report.FromString(serialized)
+        except (KeyError, zstandard.ZstdError, DecodeError) as exc:
+            raise StoreError(
+                f"report {stored.row.report_id} is stored but cannot be read back ({exc!r}): "
+                f"its dictionary {dictionary_id} is missing from the database or the stored "
+                "bytes are damaged"
+            ) from exc

@@ -60,6 +60,7 @@ class Ingestor:
         max_content_size: int = DEFAULT_MAX_CONTENT_SIZE,
         on_stored: Callable[[int], None] | None = None,
         store: AsyncStore | None = None,
+        on_report: Callable[[str, str], None] | None = None,
     ) -> None:
         self._writer = writer
         self._book = book
@@ -70,6 +71,8 @@ class Ingestor:
         # Where to look for a dictionary another replica issued since this one started.
         self._store = store
         self._signatures = SignatureChecker()
+        # Told (device id, report id) of each newly stored report: diagnoses follow.
+        self._on_report = on_report
 
     async def ingest(
         self,
@@ -181,6 +184,8 @@ class Ingestor:
             metrics.stored.inc()
             if self._on_stored is not None:
                 self._on_stored(1)
+            if self._on_report is not None:
+                self._on_report(accepted.incoming.device_id, report_id)
         metrics.latency.observe(time.perf_counter() - accepted.started)
         return wire_pb2.ReportAck(
             report_id=report_id,

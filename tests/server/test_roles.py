@@ -9,6 +9,7 @@ two for a role it lets in. A method added to a service without a row fails here.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator
 
 import grpc
@@ -54,7 +55,11 @@ EXPECTED: dict[str, set[str]] = {
     _G + "GetDictionary": {"device"} | _STAFF,
     _R + "ListReports": {"device", "customer"} | _STAFF,
     _R + "GetReport": {"device", "customer"} | _STAFF,
+    _R + "GetDiagnosis": {"device", "customer"} | _STAFF,
+    _R + "ListAdvisories": {"device", "customer"} | _STAFF,
+    _R + "RecomputeDiagnoses": _STAFF,
     _A + "ListDevices": _STAFF,
+    _A + "SetDeviceWarranty": _STAFF,
     **{
         _A + name: {"admin"}
         for name in (
@@ -113,6 +118,7 @@ def _request(method: str, world: World) -> Message:
     cls = message_factory.GetMessageClass(desc.input_type)
     fields: dict[str, object] = {
         "GetReport": {"report_id": world.own_report},
+        "GetDiagnosis": {"report_id": world.own_report},
         "CreateToken": {"role": admin_pb2.ROLE_TECHNICIAN, "label": "matrix"},
         "RevokeToken": {"token_id": "tok_000000000000"},
         "RevokeEnrollSecret": {"secret_id": "sec_000000000000"},
@@ -193,6 +199,32 @@ def test_a_customer_token_reads_only_its_device(world: World) -> None:
             metadata=bearer(cred),
         )
     assert excinfo.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_diagnoses_are_scoped_like_reports(world: World) -> None:
+    stub = world.server.reports()
+    own_report = reports_pb2.GetDiagnosisRequest(report_id=world.own_report)
+    for role in (roles.DEVICE, roles.CUSTOMER):
+        cred = world.credentials[role]
+        made = stub.GetDiagnosis(own_report, metadata=bearer(cred))
+        assert json.loads(made.diagnosis_json)["report_id"] == world.own_report
+        for request, words in (
+            (reports_pb2.GetDiagnosisRequest(report_id=world.other_report), "another device"),
+            (
+                reports_pb2.GetDiagnosisRequest(report_id=world.own_report, recompute=True),
+                "technicians",
+            ),
+        ):
+            with pytest.raises(grpc.RpcError) as excinfo:
+                stub.GetDiagnosis(request, metadata=bearer(cred))
+            assert excinfo.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert words in (excinfo.value.details() or "")
+        with pytest.raises(grpc.RpcError) as excinfo:
+            stub.ListAdvisories(
+                reports_pb2.ListAdvisoriesRequest(device_id=world.other.device_id),
+                metadata=bearer(cred),
+            )
+        assert excinfo.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
 def test_staff_read_every_device(world: World) -> None:

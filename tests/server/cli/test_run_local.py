@@ -58,6 +58,29 @@ def stored_counts(data: Path) -> tuple[int, list[str]]:
         store.close()
 
 
+def test_it_prints_the_diagnosis_in_the_language_asked(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    result = run_local(tmp_path, "--data-dir", str(data), "--sysfs-root", str(LAPTOP))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.index("Stored, and read back") < out.index("Diagnosis") < out.index("Read it again")
+    assert "A repair is recommended." in out and "Replace the battery" in out
+    assert f"Printable diagnosis: {data}/diagnosis-" in out
+    chinese = run_local(
+        tmp_path, "--data-dir", str(data), "--sysfs-root", str(LAPTOP), "--lang", "zh-CN"
+    )
+    assert chinese.returncode == 0, chinese.stderr
+    assert "建议维修。" in chinese.stdout and "更换电池" in chinese.stdout
+
+
+def test_an_unknown_lang_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    result = run_local(tmp_path, "--data-dir", str(data), "--lang", "fr")
+    assert result.returncode == 2
+    assert "--lang 'fr': use one of en, zh-CN" in result.stderr
+    assert not data.exists()
+
+
 def test_it_stores_the_report_and_reads_it_back(tmp_path: Path) -> None:
     data = tmp_path / "data"
     printed = run_json(tmp_path, "--data-dir", str(data), "--sysfs-root", str(LAPTOP))
@@ -78,12 +101,29 @@ def test_it_stores_the_report_and_reads_it_back(tmp_path: Path) -> None:
         "signature_verified": True,
         "stored_matches_sent": True,
         "summary": summary,
+        "diagnosis": printed["diagnosis"],
+        "diagnosis_html": str((data / f"diagnosis-{report_id}.html").resolve()),
         "commands": [
             f"{server_bin} serve --data-dir {data}",
             f"export PROBELINK_TOKEN=$(cat {data / 'admin.token'})",
             f"{server_bin} reports show {report_id}",
+            f"{server_bin} diagnose {report_id}",
         ],
     }
+    # The diagnosis is the one the server stored for this report: the laptop's battery
+    # holds 62 % of its design capacity, below the 80 % its model needs.
+    diagnosis = printed["diagnosis"]
+    store = open_store(str(data / "probelink.db"))
+    try:
+        kept = store.get_diagnosis(report_id)
+    finally:
+        store.close()
+    assert kept is not None and json.loads(kept.document) == diagnosis
+    assert (diagnosis["report_id"], diagnosis["device_id"]) == (report_id, device_id)
+    assert diagnosis["verdict"]["code"] == "repair_recommended"
+    assert [f["rule_id"] for f in diagnosis["findings"]] == ["battery.worn"]
+    page = Path(printed["diagnosis_html"]).read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and report_id in page
     # Signed with the key the agent keeps in the data dir, and verified by the server.
     kept_key = DeviceKey.from_private_bytes((data / "agent" / "device.key").read_bytes())
     fields = ("report_id", "device_id", "kind", "overall", "signature", "signing_key")
