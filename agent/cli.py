@@ -5,6 +5,7 @@
     probelink-agent check --sysfs-root tests/fixtures/machines/laptop-worn-battery/sys
     probelink-agent check --upload --server 127.0.0.1:50051 --enroll-secret-file enroll.secret
     probelink-agent probes                      # what can run here, and why not
+    probelink-agent advisories [--json]         # what the service network told this device
 
 Exit codes of `check`: 0 nothing failed, 1 a check failed, 2 usage or internal error,
 3 checked (the verdict is shown) but the upload failed, 130 interrupted (the report of
@@ -24,6 +25,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn
 from rich.prompt import Confirm
 
+from probelink.agent import advisories_cli
+from probelink.agent.advisories import KeptAdvisory
 from probelink.agent.privacy import SALT_FILE, SALT_FILE_ENV, PrivacyFilter, load_or_create_salt
 from probelink.agent.render import render_report
 from probelink.agent.selfcheck import Hooks, SelfCheckPlan, run_selfcheck
@@ -39,6 +42,7 @@ from probelink.agent.upload import (
     UploadSetupError,
     upload_report,
 )
+from probelink.diagnosis_text import LANGS, render_diagnosis
 from probelink.probes.context import ProbeContext
 from probelink.probes.errors import ProbeProblem
 from probelink.probes.registry import ROUTINE, TELEMETRY, all_probes
@@ -298,9 +302,18 @@ def check(
             "or dropped) and send it only if you say yes at the terminal.",
         ),
     ] = False,
+    lang: Annotated[
+        str,
+        typer.Option(
+            "--lang",
+            help="The language of the server's diagnosis and of advisories: en or zh-CN.",
+        ),
+    ] = "en",
 ) -> None:
     """Check this device's battery, storage, sensors, ports and system, and give a verdict."""
     console = Console(stderr=json_out)
+    if lang not in LANGS:
+        raise typer.BadParameter(f"{lang!r}: use one of {', '.join(LANGS)}", param_hint="--lang")
     if out is not None and not out.parent.is_dir():
         raise typer.BadParameter(f"{out.parent} is not a directory", param_hint="--out")
     upload_plan = None
@@ -355,9 +368,11 @@ def check(
         render_report(console, report, show_skipped=show_skipped)
         if out is not None:
             console.print(f"[dim]Report written to {out}[/dim]")
+    # What the service network told this device (kept by the daemon), shown last.
+    advisories = advisories_cli.for_check(state_dir or default_state_dir())
     if outcome.interrupted:
         if json_out:
-            sys.stdout.write(report_json(report) + "\n")
+            sys.stdout.write(_check_json(report, advisories) + "\n")
         note = " It was not uploaded." if upload_plan is not None else ""
         Console(stderr=True).print(
             f"Interrupted: the report holds what ran before you stopped it.{note}"
@@ -366,14 +381,33 @@ def check(
     verdict_code = EXIT_FAIL if report.overall == FAIL else EXIT_OK
     if upload_plan is None or privacy is None:
         if json_out:
-            sys.stdout.write(report_json(report) + "\n")
+            sys.stdout.write(_check_json(report, advisories) + "\n")
+        else:
+            _show_advisories(console, advisories, lang)
         raise typer.Exit(verdict_code)
     # What leaves the device: the same report with every field the contract marks
     # personal hashed (keyed by the salt) or dropped. Local output keeps the original.
     outgoing = privacy.apply(report)
     if preview and not _confirmed(outgoing, upload_plan.server, json_out):
         raise typer.Exit(verdict_code)
-    raise typer.Exit(_upload(outgoing, upload_plan, json_out, console) or verdict_code)
+    failed = _upload(outgoing, upload_plan, json_out, console, advisories, lang)
+    if not json_out:
+        _show_advisories(console, advisories, lang)
+    raise typer.Exit(failed or verdict_code)
+
+
+def _check_json(report: report_pb2.Report, advisories: list[KeptAdvisory]) -> str:
+    """The report's own JSON object with the unacknowledged advisories as one more key."""
+    printed = json.loads(report_json(report))
+    printed["advisories"] = advisories_cli.advisories_json(advisories)
+    return json.dumps(printed, indent=2, ensure_ascii=False)
+
+
+def _show_advisories(console: Console, advisories: list[KeptAdvisory], lang: str) -> None:
+    """Under a short heading after everything else; nothing at all when there are none."""
+    if advisories:
+        console.print()
+        advisories_cli.print_advisories(console, advisories, lang=lang, heading=True)
 
 
 def _confirmed(outgoing: report_pb2.Report, server: str, json_out: bool) -> bool:
@@ -391,7 +425,12 @@ def _confirmed(outgoing: report_pb2.Report, server: str, json_out: bool) -> bool
 
 
 def _upload(
-    report: report_pb2.Report, plan: UploadPlan, json_out: bool, console: Console
+    report: report_pb2.Report,
+    plan: UploadPlan,
+    json_out: bool,
+    console: Console,
+    advisories: list[KeptAdvisory],
+    lang: str,
 ) -> int | None:
     """Upload and say how it went; EXIT_UPLOAD_FAILED when it did not, else None."""
     errors = Console(stderr=True, highlight=False)
@@ -415,6 +454,7 @@ def _upload(
                 "error": str(failed),
                 "status": failed.status,
             }
+        printed["advisories"] = advisories_cli.advisories_json(advisories)
         sys.stdout.write(json.dumps(printed, indent=2) + "\n")
     elif done is not None:
         how = "already stored" if done.duplicate else "stored"
@@ -424,12 +464,35 @@ def _upload(
             highlight=False,
             soft_wrap=True,
         )
+        _show_diagnosis(console, done, lang)
     if failed is None:
         return None
     errors.print(
         f"probelink-agent: upload failed ({failed.status}): {failed}", markup=False, soft_wrap=True
     )
     return EXIT_UPLOAD_FAILED
+
+
+def _show_diagnosis(console: Console, done: UploadOutcome, lang: str) -> None:
+    """The server's diagnosis of what was uploaded, or a calm note why there is none."""
+    if done.diagnosis is None:
+        Console(stderr=True, highlight=False).print(
+            f"No diagnosis: {done.diagnosis_problem}", style="dim", markup=False
+        )
+        return
+    try:
+        shown = render_diagnosis(done.diagnosis, lang)
+    except ValueError as err:  # a server of another version: the report is stored anyway
+        Console(stderr=True, highlight=False).print(
+            f"Cannot show the server's diagnosis: {err}", style="dim", markup=False
+        )
+        return
+    console.print()
+    console.print(
+        "诊断结果（服务端）" if lang == "zh-CN" else "The service network's diagnosis",
+        style="bold",
+    )
+    console.print(shown)
 
 
 @app.command("probes")
@@ -577,6 +640,9 @@ def _print_status(info: dict[str, object]) -> None:
     if info.get("spool_problem"):
         table.add_row("spool", f"[red]{escape(str(info['spool_problem']))}[/red]")
     console.print(table)
+
+
+app.add_typer(advisories_cli.app, name="advisories")
 
 
 def main() -> None:

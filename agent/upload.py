@@ -22,13 +22,17 @@ the check. Then:
    once — registering this key — and retry; without one, say how to.
 
 Any other failure is an UploadFailed carrying the server's message and the status name.
+Once stored, the server's diagnosis of the report is fetched (GetDiagnosis) for `check` to
+print; if that fails the upload still succeeded, and `diagnosis_problem` says why.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 import zstandard
@@ -37,7 +41,14 @@ from probelink import __version__
 from probelink.agent.state import AgentState, Enrollment, StateError
 from probelink.channel import ClientTls, bearer, open_channel, target_problem
 from probelink.signing import DeviceKey
-from probelink.v1 import gateway_pb2, gateway_pb2_grpc, report_pb2, wire_pb2
+from probelink.v1 import (
+    gateway_pb2,
+    gateway_pb2_grpc,
+    report_pb2,
+    reports_pb2,
+    reports_pb2_grpc,
+    wire_pb2,
+)
 from probelink.wire import REFUSAL_REASON_KEY, Encoder
 
 DEFAULT_SERVER = "127.0.0.1:50051"
@@ -46,6 +57,8 @@ SECRET_FILE_ENV = "PROBELINK_ENROLL_SECRET_FILE"
 TLS_CA_ENV = "PROBELINK_TLS_CA"
 # Seconds per call. An upload waits for a durable commit; 30 s covers a busy database.
 CALL_TIMEOUT_S = 30.0
+# The server diagnoses on request: the device's history is read and judged first.
+DIAGNOSIS_TIMEOUT_S = 30.0
 # Refusals (REFUSAL_REASON_KEY) that enrolling again, with this device's key, can cure.
 _KEY_NOT_REGISTERED = ("signature_missing", "signature_invalid")
 
@@ -153,6 +166,10 @@ class UploadOutcome:
     # The dictionary the stored frame was compressed with; 0 = none.
     dictionary_id: int
     enrolled: bool = False
+    # The server's diagnosis of the report (docs/diagnosis.md), or why there is none: the
+    # report is stored either way, so a diagnosis that fails does not fail the upload.
+    diagnosis: dict[str, Any] | None = None
+    diagnosis_problem: str = ""
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -163,6 +180,8 @@ class UploadOutcome:
             "stored_at": self.stored_at,
             "dictionary_id": self.dictionary_id,
             "enrolled": self.enrolled,
+            "diagnosis": self.diagnosis,
+            "diagnosis_problem": self.diagnosis_problem or None,
         }
 
 
@@ -175,11 +194,31 @@ def upload_report(
     except OSError as err:  # ClientTls reads the PEM files here
         raise UploadFailed(f"cannot read the TLS files: {err}", "TLS_FILES") from None
     try:
-        return _Uploader(plan, gateway_pb2_grpc.AgentGatewayServiceStub(channel), say).run(report)
+        uploader = _Uploader(plan, gateway_pb2_grpc.AgentGatewayServiceStub(channel), say)
+        outcome = uploader.run(report)
+        _diagnose(outcome, reports_pb2_grpc.ReportsServiceStub(channel), uploader.credential)
+        return outcome
     except StateError as err:
         raise UploadFailed(str(err), "STATE_DIR") from None
     finally:
         channel.close()
+
+
+def _diagnose(
+    outcome: UploadOutcome, reports: reports_pb2_grpc.ReportsServiceStub, credential: str
+) -> None:
+    """Ask the server for the uploaded report's diagnosis; a failure is noted, not raised."""
+    try:
+        response = reports.GetDiagnosis(
+            reports_pb2.GetDiagnosisRequest(report_id=outcome.report_id),
+            metadata=bearer(credential),
+            timeout=DIAGNOSIS_TIMEOUT_S,
+        )
+        outcome.diagnosis = json.loads(response.diagnosis_json)
+    except grpc.RpcError as error:
+        outcome.diagnosis_problem = f"the server did not diagnose it: {_details(error)}"
+    except ValueError:
+        outcome.diagnosis_problem = "the server's diagnosis is not valid JSON"
 
 
 @dataclass
@@ -192,6 +231,8 @@ class _Uploader:
     dictionary_checked: bool = False
     device_id: str = field(default="")
     key: DeviceKey | None = None
+    # The credential the report went up with (the diagnosis is fetched with it).
+    credential: str = ""
 
     @property
     def state(self) -> AgentState:
@@ -263,6 +304,7 @@ class _Uploader:
         return response.credential
 
     def _upload(self, report: report_pb2.Report, credential: str) -> UploadOutcome:
+        self.credential = credential
         metadata = bearer(credential)
         if not self.dictionary_checked and self.state.dictionary() is None:
             # A server trains its dictionary after enough reports: pick it up once kept.

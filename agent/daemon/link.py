@@ -1,6 +1,7 @@
 """The daemon's link to the server: enroll once, hold one Connect stream, drain the spool.
 
-    link = Link(config, state, key, spool, board, log, wake, identity=first_identity)
+    link = Link(config, state, key, spool, board, log, wake, identity=first_identity,
+                advisories=AdvisoryStore.open(state_dir))
     await link.run(stopping)        # returns once `stopping` is set and the stream is closed
 
 One stream at a time, and on it a window of reports in flight: the link reads up to
@@ -33,6 +34,13 @@ What the server says about a report decides what happens to it:
   A signature that does not verify is evidence (a report changed, a key replaced), so
   the daemon does not enroll its way around it.
 
+An advisory the server sends down the stream is committed to the advisory store
+(`probelink.agent.advisories`, on the spool's worker thread) and only then confirmed
+(`AdvisoriesReceived`): the server never sends a confirmed advisory again, so one lost
+here would be lost for good. One the store refuses (no id, no English text) is logged
+and not confirmed. Without a store (advisories.db unusable) nothing is confirmed and
+the server keeps sending them at each connect until it works.
+
 A refused credential (UNAUTHENTICATED) means the device was revoked or the server
 was reset: with an enroll secret the link enrolls again (once per healthy spell),
 otherwise it says so and keeps retrying at the longest backoff, keeping every report
@@ -53,6 +61,7 @@ import grpc
 import zstandard
 
 from probelink import __version__
+from probelink.agent.advisories import AdvisoryError, AdvisoryStore
 from probelink.agent.daemon.backoff import Backoff
 from probelink.agent.daemon.config import DaemonConfig
 from probelink.agent.daemon.status import StatusBoard
@@ -63,7 +72,7 @@ from probelink.agent.state import AgentState, Enrollment, StateError
 from probelink.agent.upload import CALL_TIMEOUT_S, UploadSetupError, read_secret
 from probelink.channel import ClientTls, bearer, open_aio_channel
 from probelink.signing import DeviceKey
-from probelink.v1 import gateway_pb2, gateway_pb2_grpc, report_pb2, wire_pb2
+from probelink.v1 import advisory_pb2, gateway_pb2, gateway_pb2_grpc, report_pb2, wire_pb2
 from probelink.wire import Encoder
 
 # A stream that lasted this long, or got an ack, was healthy: the backoff starts over.
@@ -126,6 +135,7 @@ class Link:
         log: logging.Logger,
         wake: asyncio.Event,
         identity: Callable[[], report_pb2.DeviceIdentity | None],
+        advisories: AdvisoryStore | None = None,
     ) -> None:
         self.config = config
         self.state = state
@@ -135,6 +145,7 @@ class Link:
         self.log = log
         self.wake = wake
         self.identity = identity
+        self.advisories = advisories
         self.backoff = Backoff(config.backoff_initial_s, config.backoff_max_s)
         tls = None
         if config.tls_ca is not None or config.tls_cert is not None:
@@ -166,6 +177,9 @@ class Link:
         self._settling: set[str] = set()
         self._ack_queue: list[str] = []
         self._ack_ready = asyncio.Event()
+        # Advisories kept, to confirm on the stream. The reader keeps them; the sending
+        # loop writes the confirmation: a gRPC call takes one write at a time.
+        self._to_confirm: list[str] = []
 
     # -- the outer loop: connect, and when that fails, wait --------------------------
     async def run(self, stopping: asyncio.Event) -> None:
@@ -329,6 +343,8 @@ class Link:
         in_flight: dict[int, _InFlight] = {}
         opened = time.monotonic()
         self._stream_acks = 0
+        # A new stream: the server sends again whatever it has not seen confirmed.
+        self._to_confirm = []
         reader: asyncio.Task[None] | None = None
         try:
             hello = gateway_pb2.ConnectRequest(
@@ -356,6 +372,13 @@ class Link:
                     raise CredentialRefused(
                         f"the server has no signing key for this device ({self._needs_enrollment})"
                     )
+                if self._to_confirm:
+                    ids, self._to_confirm = self._to_confirm, []
+                    confirm = gateway_pb2.ConnectRequest(
+                        advisories_received=gateway_pb2.AdvisoriesReceived(advisory_ids=ids)
+                    )
+                    if not await self._write(call, confirm):
+                        continue  # the call ended: the server sends them again next time
                 # Cleared before looking, so a report spooled meanwhile wakes the wait.
                 self.wake.clear()
                 room = self.config.window - len(in_flight)
@@ -490,6 +513,8 @@ class Link:
             elif which == "dictionary":
                 # Rare, and small: on the loop, so the board is only touched from here.
                 self._take_dictionary(response.dictionary)
+            elif which == "advisory":
+                await self._advised(response.advisory)
             self.wake.set()
 
     async def _acked(self, acks: gateway_pb2.ReportAcks, in_flight: dict[int, _InFlight]) -> None:
@@ -579,6 +604,38 @@ class Link:
             reason,
             refusal.message,
         )
+
+    # -- advisories -------------------------------------------------------------------
+    async def _advised(self, advisory: advisory_pb2.Advisory) -> None:
+        """Keep an advisory, then have the sending loop confirm it."""
+        if self.advisories is None:
+            return  # not confirmed: the server sends it again at the next connect
+        try:
+            # The commit's fsync on the spool's worker thread, not on the loop.
+            kept = await asyncio.to_thread(self.advisories.keep, [advisory])
+        except AdvisoryError as err:
+            self.log.error("cannot keep advisory %s from the server: %s", advisory.advisory_id, err)
+            return
+        for refused in kept.refused:
+            self.log.warning(
+                "ignoring an advisory from the server (%r): %s; it is not confirmed",
+                refused.advisory_id[:80],
+                refused.why,
+            )
+        for new in kept.new:
+            self.log.info(
+                "advisory from the service network (%s, %s): %s",
+                new.code,
+                new.severity,
+                new.text["en"],
+            )
+        if kept.evicted:
+            self.log.info(
+                "dropped %d old advisories to keep at most %d",
+                len(kept.evicted),
+                self.advisories.max_kept,
+            )
+        self._to_confirm += kept.stored
 
     # -- the dictionary ---------------------------------------------------------------
     async def _fetch_dictionary(self) -> None:

@@ -161,10 +161,10 @@ def test_first_upload_enrolls_and_stores_exactly_the_report_the_check_made(
     report = first.report
     first.assert_exit(_verdict(report))
     assert report.kind == report_pb2.REPORT_KIND_SELF_CHECK
-    # The table and the verdict, then one calm line.
+    # The table and the verdict, one calm line, then the server's diagnosis (tested below).
     assert "Battery" in first.proc.stdout
-    last = first.proc.stdout.strip().splitlines()[-1]
-    assert last == f"Uploaded to {server.address} as report {report.report_id} (stored)"
+    lines = first.proc.stdout.strip().splitlines()
+    assert f"Uploaded to {server.address} as report {report.report_id} (stored)" in lines
     assert f"Enrolled with {server.address} as device {first.device_id}" in words(first.proc.stderr)
 
     stored = _stored(server, report.report_id)
@@ -216,8 +216,9 @@ def test_first_upload_enrolls_and_stores_exactly_the_report_the_check_made(
     second.assert_exit(_verdict(second.report))
     assert second.report.report_id != report.report_id
     assert "Enrolled" not in second.proc.stderr
-    assert second.proc.stdout.strip().splitlines()[-1] == (
+    assert (
         f"Uploaded to {server.address} as report {second.report.report_id} (stored)"
+        in second.proc.stdout.strip().splitlines()
     )
     assert [d.device_id for d in _devices(server)] == [first.device_id]
     assert _stored(server, second.report.report_id).report == second.sent
@@ -233,6 +234,8 @@ def test_json_keeps_the_report_and_adds_the_upload(
     check.assert_exit(_verdict(report))
     printed = json.loads(check.proc.stdout)
     upload = printed.pop("upload")
+    # The daemon never ran with this state dir: no advisories, and the key says so.
+    assert printed.pop("advisories") == []
     # Everything else is the report's JSON as it was sent (personal fields hashed or
     # dropped), in the same shape `check --json` prints without --upload.
     assert printed == json_format.MessageToDict(check.sent, preserving_proto_field_name=True)
@@ -245,7 +248,57 @@ def test_json_keeps_the_report_and_adds_the_upload(
         "stored_at": stored.summary.received_at.ToJsonString(),
         "dictionary_id": 0,
         "enrolled": True,
+        # The server's diagnosis of exactly this report, as it stored it.
+        "diagnosis": _stored_diagnosis(server, report.report_id),
+        "diagnosis_problem": None,
     }
+
+
+def _stored_diagnosis(server: RunningServer, report_id: str) -> dict[str, object]:
+    response = server.reports().GetDiagnosis(
+        reports_pb2.GetDiagnosisRequest(report_id=report_id), metadata=bearer(server.admin_token)
+    )
+    assert not response.made_now  # the upload asked first: this is the stored one
+    document: dict[str, object] = json.loads(response.diagnosis_json)
+    return document
+
+
+def test_the_servers_diagnosis_is_printed_after_the_upload(
+    tmp_path: Path, server: RunningServer, secret_file: Path
+) -> None:
+    check = Check(tmp_path, server.address, "--enroll-secret-file", str(secret_file))
+    check.assert_exit(_verdict(check.report))
+    document = _stored_diagnosis(server, check.report.report_id)
+    # The captured laptop's battery holds 62 % of its design capacity: the server says so.
+    assert document["verdict"]["code"] == "repair_recommended"  # type: ignore[index]
+    out = check.proc.stdout
+    assert "The service network's diagnosis" in out
+    assert out.index("Uploaded to") < out.index("A repair is recommended.")
+    finding = document["findings"][0]  # type: ignore[index]
+    assert finding["rule_id"] == "battery.worn"
+    assert " ".join(finding["text"]["en"].split()) in " ".join(out.split())
+    assert "Replace the battery" in out
+
+
+def test_the_diagnosis_speaks_chinese_with_lang_zh_cn(
+    tmp_path: Path, server: RunningServer, secret_file: Path
+) -> None:
+    check = Check(
+        tmp_path, server.address, "--enroll-secret-file", str(secret_file), "--lang", "zh-CN"
+    )
+    check.assert_exit(_verdict(check.report))
+    out = check.proc.stdout
+    assert "诊断结果（服务端）" in out
+    assert "建议维修。" in out
+    assert "更换电池" in out
+    assert "A repair is recommended." not in out
+
+
+def test_an_unknown_lang_is_refused_before_any_probe_runs(tmp_path: Path) -> None:
+    proc = agent("check", "--sysfs-root", str(LAPTOP), "--lang", "fr")
+    assert proc.returncode == 2
+    assert "'fr': use one of en, zh-CN" in proc.stderr
+    assert proc.stdout == ""
 
 
 def test_a_resend_is_acked_as_already_stored(
