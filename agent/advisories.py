@@ -32,29 +32,26 @@ Schema (version 1 in `PRAGMA user_version`):
                 raised_at_us (NULL: the server gave no time), received_at_us,
                 acknowledged_at_us (NULL: not acknowledged)
 
-The file is opened as the spool opens its own (`probelink.agent.spool`): created 0600
-before SQLite touches it (its -wal and -shm files take that mode), WAL so that the CLI
-reads while the daemon holds it open, `synchronous=FULL` so a confirmed advisory survives
-a power cut, a busy timeout so the CLI's acknowledgement waits for the daemon's commit.
-One connection, guarded by a lock: the daemon calls `keep` from a worker thread.
+The file is opened as the spool opens its own (both are `probelink.agent.state_db.StateDB`):
+created 0600 before SQLite touches it (its -wal and -shm files take that mode), WAL so
+that the CLI reads while the daemon holds it open, `synchronous=FULL` so a confirmed
+advisory survives a power cut, a busy timeout so the CLI's acknowledgement waits for the
+daemon's commit. One connection, guarded by a lock: the daemon calls `keep` from a worker
+thread.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import sqlite3
-import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
+from probelink.agent.state_db import StateDB
 from probelink.v1 import advisory_pb2
-
-T = TypeVar("T")
 
 ADVISORIES_FILE = "advisories.db"
 SCHEMA_VERSION = 1
@@ -190,16 +187,23 @@ def problem(advisory: advisory_pb2.Advisory) -> str | None:
     return None
 
 
-class AdvisoryStore:
+class AdvisoryStore(StateDB):
     """The kept advisories in one SQLite file. Safe to call from several threads."""
+
+    _error = AdvisoryError
+    _what = "the agent's advisories"
+    _schemas = (_SCHEMA,)
+    _foreign_hint = "; move it away (the server's advisories already confirmed would be lost)"
+    _explain_unwritable = True
+    # A few hundred small rows: a 64 KiB page cache, not SQLite's 2 MiB default, out of
+    # the daemon's memory budget.
+    _cache_size = -64
 
     def __init__(self, path: Path, max_kept: int = MAX_KEPT, busy_timeout_s: float = 5.0) -> None:
         if max_kept < 1:
             raise ValueError(f"max_kept must be at least 1, not {max_kept}")
-        self.path = Path(path).absolute()
         self.max_kept = max_kept
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = self._open(busy_timeout_s)
+        super().__init__(path, busy_timeout_s)
 
     @classmethod
     def open(cls, state_dir: Path, max_kept: int = MAX_KEPT) -> AdvisoryStore:
@@ -289,12 +293,7 @@ class AdvisoryStore:
                 "WHERE advisory_id = ? AND acknowledged_at_us IS NULL",
                 (at_us, advisory_id),
             )
-            row = conn.execute(
-                f"SELECT {_COLUMNS} FROM advisories WHERE advisory_id = ?", (advisory_id,)
-            ).fetchone()
-            if row is None:
-                raise UnknownAdvisory(advisory_id, self.path)
-            return _record(row)
+            return self._fetch(conn, advisory_id)
 
         return self._write(ack)
 
@@ -314,131 +313,15 @@ class AdvisoryStore:
 
     def get(self, advisory_id: str) -> KeptAdvisory:
         """One kept advisory; UnknownAdvisory when there is none with this id."""
+        return self._read(lambda conn: self._fetch(conn, advisory_id))
 
-        def read(conn: sqlite3.Connection) -> KeptAdvisory:
-            row = conn.execute(
-                f"SELECT {_COLUMNS} FROM advisories WHERE advisory_id = ?", (advisory_id,)
-            ).fetchone()
-            if row is None:
-                raise UnknownAdvisory(advisory_id, self.path)
-            return _record(row)
-
-        return self._read(read)
-
-    # -- the file ---------------------------------------------------------------------
-    def close(self) -> None:
-        """Close the file; later calls raise AdvisoryError. Closing twice is fine."""
-        with self._lock:
-            conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
-
-    def __enter__(self) -> AdvisoryStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _open(self, busy_timeout_s: float) -> sqlite3.Connection:
-        try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            # 0600 before SQLite creates it: its -wal and -shm files copy this mode.
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-        except OSError as err:
-            raise AdvisoryError(f"cannot create {self.path}: {err.strerror or err}") from err
-        try:
-            conn = sqlite3.connect(
-                self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
-            )
-        except sqlite3.Error as err:
-            raise AdvisoryError(f"cannot open {self.path}: {err}") from err
-        try:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise AdvisoryError(
-                    f"{self.path} cannot use WAL mode (it stays in {mode!r} mode; is the "
-                    "state dir on a network file system?)"
-                )
-            conn.execute("PRAGMA synchronous = FULL")
-            # A few hundred small rows: a 64 KiB page cache, not SQLite's 2 MiB default,
-            # out of the daemon's memory budget.
-            conn.execute("PRAGMA cache_size = -64")
-            self._migrate(conn)
-        except BaseException as err:
-            conn.close()
-            if isinstance(err, sqlite3.Error):
-                raise AdvisoryError(self._describe(err)) from err
-            raise
-        return conn
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        # Up to date (every open but the first): no write lock, so the CLI's read never
-        # waits for the daemon.
-        if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
-            return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            (version,) = conn.execute("PRAGMA user_version").fetchone()
-            if version > SCHEMA_VERSION:
-                raise AdvisoryError(
-                    f"{self.path} has schema version {version}, written by a newer agent "
-                    f"(this one knows up to {SCHEMA_VERSION}); upgrade the agent"
-                )
-            if version == 0:
-                if conn.execute("SELECT 1 FROM sqlite_master").fetchone():
-                    raise AdvisoryError(
-                        f"{self.path} is an SQLite file but not the agent's advisories; "
-                        "move it away (the server's advisories already confirmed would "
-                        "be lost)"
-                    )
-                conn.execute(_SCHEMA)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise
-
-    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        with self._lock:
-            conn = self._connection()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    result = fn(conn)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as err:
-                raise AdvisoryError(self._describe(err) + "; nothing was changed") from err
-            return result
-
-    def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        with self._lock:
-            conn = self._connection()
-            try:
-                return fn(conn)
-            except sqlite3.Error as err:
-                raise AdvisoryError(self._describe(err)) from err
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise AdvisoryError(f"{self.path} is closed")
-        return self._conn
-
-    def _describe(self, err: sqlite3.Error) -> str:
-        name = getattr(err, "sqlite_errorname", "")
-        if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
-            return f"{self.path} is locked by another process ({err})"
-        if name.startswith("SQLITE_FULL"):
-            return f"the disk holding {self.path} is full"
-        if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
-            return f"{self.path} is not the agent's advisories or is damaged ({err}); move it away"
-        if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")):
-            return f"cannot write {self.path} ({err}); is it another user's state dir?"
-        return f"{self.path}: {err}"
+    def _fetch(self, conn: sqlite3.Connection, advisory_id: str) -> KeptAdvisory:
+        row = conn.execute(
+            f"SELECT {_COLUMNS} FROM advisories WHERE advisory_id = ?", (advisory_id,)
+        ).fetchone()
+        if row is None:
+            raise UnknownAdvisory(advisory_id, self.path)
+        return _record(row)
 
 
 def rfc3339(when: datetime | None) -> str | None:

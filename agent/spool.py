@@ -46,24 +46,21 @@ counters row, updated in the same transaction as the rows, so a `put` never sums
 whole table and another process (`probelink-agent status`) reads the same numbers.
 
 One connection, guarded by a lock: the daemon calls the spool from worker threads of
-its asyncio loop, and SQLite connections must not be shared mid-transaction.
+its asyncio loop, and SQLite connections must not be shared mid-transaction. Opening,
+migrating and the transactions are `probelink.agent.state_db.StateDB`'s, shared with the
+advisories store.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
-T = TypeVar("T")
+from probelink.agent.state_db import StateDB
 
-SCHEMA_VERSION = 2
 # Refused reports kept for a person to inspect; older ones are only counted.
 REJECTED_KEPT = 100
 
@@ -97,6 +94,9 @@ CREATE TABLE rejected (
     rejected_at_us INTEGER NOT NULL
 );
 """
+# _SCHEMAS[i] takes a file from version i to i + 1 (see StateDB._migrate).
+_SCHEMAS = (_SCHEMA_V1, _SCHEMA_V2)
+SCHEMA_VERSION = len(_SCHEMAS)
 
 # Below SQLite's smallest compiled-in limit on `?` parameters (999).
 _IN_CHUNK = 500
@@ -119,8 +119,18 @@ class RejectedReport:
     rejected_at_us: int
 
 
-class Spool:
+class Spool(StateDB):
     """The durable outbox in one SQLite file. Safe to call from several threads."""
+
+    _error = SpoolError
+    _named = "the spool {path}"
+    _what = "a spool"
+    _schemas = _SCHEMAS
+    _newer_hint = ", or move the file away to start an empty spool"
+    _foreign_hint = (
+        " (it has tables and no spool schema version); point the agent at another state dir"
+    )
+    _damaged_hint = " to start an empty spool (the reports in it would be lost)"
 
     def __init__(
         self, path: Path, max_bytes: int, max_reports: int, busy_timeout_s: float = 5.0
@@ -129,11 +139,9 @@ class Spool:
             raise ValueError(f"the spool's max_bytes must be at least 1, not {max_bytes}")
         if max_reports < 1:
             raise ValueError(f"the spool's max_reports must be at least 1, not {max_reports}")
-        self.path = Path(path).absolute()
         self.max_bytes = max_bytes
         self.max_reports = max_reports
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = self._open(busy_timeout_s)
+        super().__init__(path, busy_timeout_s)
 
     # -- writing ----------------------------------------------------------------------
     def put(self, report_id: str, serialized: bytes) -> int:
@@ -367,134 +375,6 @@ class Spool:
             ).fetchone()
         )
         return int(total), int(unreported)
-
-    # -- the file ---------------------------------------------------------------------
-    def close(self) -> None:
-        """Close the file; later calls raise SpoolError. Closing twice is fine."""
-        with self._lock:
-            conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
-
-    def __enter__(self) -> Spool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _open(self, busy_timeout_s: float) -> sqlite3.Connection:
-        try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            # Create the file 0600 first: reports describe the customer's device, and
-            # SQLite gives its -wal and -shm files the mode of the database file.
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-        except OSError as err:
-            raise SpoolError(f"cannot create the spool {self.path}: {err.strerror or err}") from err
-        try:
-            conn = sqlite3.connect(
-                self.path,
-                timeout=busy_timeout_s,
-                # None: no implicit transactions; every change says BEGIN IMMEDIATE itself.
-                isolation_level=None,
-                # Used by whichever thread holds self._lock.
-                check_same_thread=False,
-            )
-        except sqlite3.Error as err:
-            raise SpoolError(f"cannot open the spool {self.path}: {err}") from err
-        try:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise SpoolError(
-                    f"the spool {self.path} cannot use WAL mode (it stays in {mode!r} mode; "
-                    "is the state dir on a network file system?)"
-                )
-            # FULL: a put that returned must survive a power cut, not only a crash.
-            conn.execute("PRAGMA synchronous = FULL")
-            self._migrate(conn)
-        except BaseException as err:
-            conn.close()
-            if isinstance(err, sqlite3.Error):
-                raise SpoolError(self._describe(err)) from err
-            raise
-        return conn
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        # Up to date (every open but the first): no write lock. `status` opens the spool
-        # every time it is asked, and must never make the daemon wait.
-        if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
-            return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            (version,) = conn.execute("PRAGMA user_version").fetchone()
-            if version > SCHEMA_VERSION:
-                raise SpoolError(
-                    f"the spool {self.path} has schema version {version}, written by a newer "
-                    f"agent (this one knows up to {SCHEMA_VERSION}); upgrade the agent, or "
-                    "move the file away to start an empty spool"
-                )
-            if version == 0 and conn.execute("SELECT 1 FROM sqlite_master").fetchone():
-                raise SpoolError(
-                    f"{self.path} is an SQLite file but not a spool (it has tables and "
-                    "no spool schema version); point the agent at another state dir"
-                )
-            # executescript() would COMMIT first; run the statements one by one so the
-            # schema and its version land in this one transaction (a kill mid-way
-            # leaves the file as it was, and the next start migrates again).
-            for step, script in enumerate((_SCHEMA_V1, _SCHEMA_V2), start=1):
-                if version < step:
-                    for statement in script.split(";"):
-                        if statement.strip():
-                            conn.execute(statement)
-            if version < SCHEMA_VERSION:
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise
-
-    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        with self._lock:
-            conn = self._connection()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    result = fn(conn)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    # The transaction is gone either way; the first error is the one to tell.
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as err:
-                raise SpoolError(self._describe(err) + "; nothing was changed") from err
-            return result
-
-    def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        with self._lock:
-            conn = self._connection()
-            try:
-                return fn(conn)
-            except sqlite3.Error as err:
-                raise SpoolError(self._describe(err)) from err
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise SpoolError(f"the spool {self.path} is closed")
-        return self._conn
-
-    def _describe(self, err: sqlite3.Error) -> str:
-        name = getattr(err, "sqlite_errorname", "")
-        if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
-            return f"the spool {self.path} is locked by another process ({err})"
-        if name.startswith("SQLITE_FULL"):
-            return f"the disk holding the spool {self.path} is full"
-        if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
-            return (
-                f"{self.path} is not a spool or is damaged ({err}); move it away to start "
-                "an empty spool (the reports in it would be lost)"
-            )
-        return f"the spool {self.path}: {err}"
 
 
 def _check_id(report_id: str) -> None:

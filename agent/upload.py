@@ -41,14 +41,7 @@ from probelink import __version__
 from probelink.agent.state import AgentState, Enrollment, StateError
 from probelink.channel import ClientTls, bearer, open_channel, target_problem
 from probelink.signing import DeviceKey
-from probelink.v1 import (
-    gateway_pb2,
-    gateway_pb2_grpc,
-    report_pb2,
-    reports_pb2,
-    reports_pb2_grpc,
-    wire_pb2,
-)
+from probelink.v1 import gateway_pb2, gateway_pb2_grpc, report_pb2, wire_pb2
 from probelink.wire import REFUSAL_REASON_KEY, Encoder
 
 DEFAULT_SERVER = "127.0.0.1:50051"
@@ -196,7 +189,7 @@ def upload_report(
     try:
         uploader = _Uploader(plan, gateway_pb2_grpc.AgentGatewayServiceStub(channel), say)
         outcome = uploader.run(report)
-        _diagnose(outcome, reports_pb2_grpc.ReportsServiceStub(channel), uploader.credential)
+        _diagnose(outcome, channel, uploader.credential)
         return outcome
     except StateError as err:
         raise UploadFailed(str(err), "STATE_DIR") from None
@@ -204,10 +197,13 @@ def upload_report(
         channel.close()
 
 
-def _diagnose(
-    outcome: UploadOutcome, reports: reports_pb2_grpc.ReportsServiceStub, credential: str
-) -> None:
+def _diagnose(outcome: UploadOutcome, channel: grpc.Channel, credential: str) -> None:
     """Ask the server for the uploaded report's diagnosis; a failure is noted, not raised."""
+    # Here, not at the top: the daemon imports this module, and its idle memory budget
+    # has no room for the reports service's code, which only `check --upload` uses.
+    from probelink.v1 import reports_pb2, reports_pb2_grpc
+
+    reports = reports_pb2_grpc.ReportsServiceStub(channel)
     try:
         response = reports.GetDiagnosis(
             reports_pb2.GetDiagnosisRequest(report_id=outcome.report_id),

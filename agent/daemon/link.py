@@ -1,7 +1,7 @@
 """The daemon's link to the server: enroll once, hold one Connect stream, drain the spool.
 
     link = Link(config, state, key, spool, board, log, wake, identity=first_identity,
-                advisories=AdvisoryStore.open(state_dir))
+                advisories_dir=state_dir)
     await link.run(stopping)        # returns once `stopping` is set and the stream is closed
 
 One stream at a time, and on it a window of reports in flight: the link reads up to
@@ -39,7 +39,9 @@ An advisory the server sends down the stream is committed to the advisory store
 (`AdvisoriesReceived`): the server never sends a confirmed advisory again, so one lost
 here would be lost for good. One the store refuses (no id, no English text) is logged
 and not confirmed. Without a store (advisories.db unusable) nothing is confirmed and
-the server keeps sending them at each connect until it works.
+the server keeps sending them at each connect until it works. The store is opened for
+each advisory and closed after it: advisories come a few times a year, and an idle
+daemon should not hold a second SQLite connection for them (its memory budget is tight).
 
 A refused credential (UNAUTHENTICATED) means the device was revoked or the server
 was reset: with an enroll secret the link enrolls again (once per healthy spell),
@@ -56,12 +58,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 import zstandard
 
 from probelink import __version__
-from probelink.agent.advisories import AdvisoryError, AdvisoryStore
+from probelink.agent.advisories import AdvisoryError, AdvisoryStore, KeepResult
 from probelink.agent.daemon.backoff import Backoff
 from probelink.agent.daemon.config import DaemonConfig
 from probelink.agent.daemon.status import StatusBoard
@@ -135,7 +138,7 @@ class Link:
         log: logging.Logger,
         wake: asyncio.Event,
         identity: Callable[[], report_pb2.DeviceIdentity | None],
-        advisories: AdvisoryStore | None = None,
+        advisories_dir: Path | None = None,
     ) -> None:
         self.config = config
         self.state = state
@@ -145,7 +148,8 @@ class Link:
         self.log = log
         self.wake = wake
         self.identity = identity
-        self.advisories = advisories
+        # Where advisories.db lives; None: advisories are not kept (nor confirmed).
+        self.advisories_dir = advisories_dir
         self.backoff = Backoff(config.backoff_initial_s, config.backoff_max_s)
         tls = None
         if config.tls_ca is not None or config.tls_cert is not None:
@@ -608,13 +612,15 @@ class Link:
     # -- advisories -------------------------------------------------------------------
     async def _advised(self, advisory: advisory_pb2.Advisory) -> None:
         """Keep an advisory, then have the sending loop confirm it."""
-        if self.advisories is None:
+        if self.advisories_dir is None:
             return  # not confirmed: the server sends it again at the next connect
         try:
-            # The commit's fsync on the spool's worker thread, not on the loop.
-            kept = await asyncio.to_thread(self.advisories.keep, [advisory])
+            # Open, commit (its fsync) and close on the spool's worker thread, not the loop.
+            kept, max_kept = await asyncio.to_thread(_keep, self.advisories_dir, advisory)
         except AdvisoryError as err:
-            self.log.error("cannot keep advisory %s from the server: %s", advisory.advisory_id, err)
+            # Advisories are a courtesy; reports are the job. Unconfirmed, the server sends
+            # it again at the next connect, when the file may be usable again.
+            self.log.error("advisories from the server will not be kept: %s", err)
             return
         for refused in kept.refused:
             self.log.warning(
@@ -631,9 +637,7 @@ class Link:
             )
         if kept.evicted:
             self.log.info(
-                "dropped %d old advisories to keep at most %d",
-                len(kept.evicted),
-                self.advisories.max_kept,
+                "dropped %d old advisories to keep at most %d", len(kept.evicted), max_kept
             )
         self._to_confirm += kept.stored
 
@@ -691,3 +695,8 @@ async def _first(stopping: asyncio.Event, wake: asyncio.Event) -> None:
 def _describe(error: grpc.aio.AioRpcError) -> str:
     details = error.details() or ""
     return f"{error.code().name}: {details}" if details else error.code().name
+
+
+def _keep(state_dir: Path, advisory: advisory_pb2.Advisory) -> tuple[KeepResult, int]:
+    with AdvisoryStore.open(state_dir) as store:
+        return store.keep([advisory]), store.max_kept

@@ -3,11 +3,11 @@
     exit_code = asyncio.run(Daemon(config, log).run())
 
 Start-up order matters for a device that was killed mid-work: the spool opens first
-(what was not acked is still there and goes first), then the advisory store, then the
-link connects while the producer makes the first report. SIGTERM or SIGINT stops the
-producer (a collection in progress is killed), lets the link collect the acks in flight
-for a moment, and closes the spool and the advisory store: whatever is not acked stays
-for the next start. SIGUSR1 asks for a report now.
+(what was not acked is still there and goes first), then the link connects while the
+producer makes the first report. SIGTERM or SIGINT stops the producer (a collection in
+progress is killed), lets the link collect the acks in flight for a moment, and closes
+the spool: whatever is not acked stays for the next start. SIGUSR1 asks for a report
+now. (The advisory store is opened only to keep an advisory: see link.py.)
 
 Exit codes: 0 stopped on request, 2 the settings or the state dir cannot work, 70
 (EX_SOFTWARE) a part of the daemon failed (a bug: the log has the traceback), 75
@@ -26,7 +26,6 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from probelink.agent.advisories import AdvisoryError, AdvisoryStore
 from probelink.agent.daemon.collect import Budget, Collected, CollectPlan, collect
 from probelink.agent.daemon.config import DaemonConfig
 from probelink.agent.daemon.link import Link
@@ -90,13 +89,6 @@ class Daemon:
             )
         except (StateError, SpoolError, OSError) as err:
             raise SetupError(str(err)) from None
-        # Advisories are a courtesy; reports are the job. An unusable advisories.db is
-        # logged, and the daemon runs without: unconfirmed, the server sends them again.
-        self.advisories: AdvisoryStore | None = None
-        try:
-            self.advisories = AdvisoryStore.open(config.state_dir)
-        except AdvisoryError as err:
-            self.log.error("advisories from the server will not be kept: %s", err)
         self.board = StatusBoard(config.state_dir / STATUS_FILE, config.server)
         self.plan = CollectPlan(
             salt_file=config.salt_file,
@@ -130,7 +122,7 @@ class Daemon:
             self.log,
             wake,
             identity=self.identity,
-            advisories=self.advisories,
+            advisories_dir=self.config.state_dir,
         )
         producer = Producer(self.config, self.spool, self.board, self.log, wake, self._collect)
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -188,8 +180,6 @@ class Daemon:
             except SpoolError as err:
                 self.log.error("stopped; the spool cannot be read: %s", err)
             self.spool.close()
-            if self.advisories is not None:
-                self.advisories.close()
         return self.exit_code
 
     def identity(self) -> report_pb2.DeviceIdentity | None:

@@ -146,10 +146,14 @@ def test_an_advisory_the_daemon_could_not_keep_comes_again_after_the_hello(
         with agent:
             agent.wait(lambda s: s["link"] == "connected" and s["acked"] >= 1)
             wait_until(lambda: server_advisories(server.data_dir), what="an advisory raised")
+            # The store is opened when an advisory comes: that is when it is found damaged.
+            wait_until(
+                lambda: "advisories from the server will not be kept" in agent.log(),
+                what="the daemon to say it cannot keep the advisory",
+            )
             assert agent.terminate() == 0
         ((advisory_id, _, code, delivered),) = server_advisories(server.data_dir)
         assert (code, delivered) == (CODE, None)
-        assert "advisories from the server will not be kept" in agent.log()
 
         damaged.rename(damaged.with_name("advisories.db.damaged"))
         with agent:
