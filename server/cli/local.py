@@ -240,8 +240,7 @@ async def _run(
             # Before the check: a missing token should cost a second, not a check.
             token = admin_token(data_dir)
             agent = await _check_and_upload(server, data_dir, agent_options, err)
-            response = await _read_back(server.address, token, agent.report_id)
-            diagnosis = await _diagnosis(server.address, token, agent.report_id)
+            response, diagnosis = await _read_back(server.address, token, agent.report_id)
             page = data_dir / f"diagnosis-{agent.report_id}.html"
             page.write_text(render_diagnosis_html(diagnosis, lang), encoding="utf-8")
             return Stored(
@@ -417,43 +416,35 @@ def admin_token(data_dir: Path) -> str:
     )
 
 
-async def _read_back(address: str, token: str, report_id: str) -> reports_pb2.GetReportResponse:
-    """GetReport as a person would: the admin token, over gRPC, from the running server."""
+async def _read_back(
+    address: str, token: str, report_id: str
+) -> tuple[reports_pb2.GetReportResponse, dict[str, Any]]:
+    """GetReport and GetDiagnosis as a person would: the admin token, over gRPC, from the
+    running server (the roads `reports show` and `diagnose` take)."""
     async with open_aio_channel(address) as channel:
         stub = reports_pb2_grpc.ReportsServiceStub(channel)
+        metadata = bearer(token)
+        step = "reading it back"
         try:
             response: reports_pb2.GetReportResponse = await stub.GetReport(
                 reports_pb2.GetReportRequest(report_id=report_id),
-                metadata=bearer(token),
+                metadata=metadata,
                 timeout=READ_BACK_TIMEOUT_S,
             )
-        except grpc.aio.AioRpcError as error:
-            raise LocalRunFailed(
-                f"stored as report {report_id}, but reading it back failed "
-                f"({error.code().name}): {error.details()}",
-                EXIT_UPLOAD_FAILED,
-            ) from None
-    return response
-
-
-async def _diagnosis(address: str, token: str, report_id: str) -> dict[str, Any]:
-    """The server's diagnosis of the report, as `probelink-server diagnose` asks for it."""
-    async with open_aio_channel(address) as channel:
-        stub = reports_pb2_grpc.ReportsServiceStub(channel)
-        try:
-            response: reports_pb2.GetDiagnosisResponse = await stub.GetDiagnosis(
+            step = "asking for its diagnosis"
+            diagnosis: reports_pb2.GetDiagnosisResponse = await stub.GetDiagnosis(
                 reports_pb2.GetDiagnosisRequest(report_id=report_id),
-                metadata=bearer(token),
+                metadata=metadata,
                 timeout=READ_BACK_TIMEOUT_S,
             )
         except grpc.aio.AioRpcError as error:
             raise LocalRunFailed(
-                f"stored as report {report_id}, but the server did not diagnose it "
+                f"stored as report {report_id}, but {step} failed "
                 f"({error.code().name}): {error.details()}",
                 EXIT_UPLOAD_FAILED,
             ) from None
-    document: dict[str, Any] = json.loads(response.diagnosis_json)
-    return document
+    document: dict[str, Any] = json.loads(diagnosis.diagnosis_json)
+    return response, document
 
 
 def read_again_commands(data_dir: Path, report_id: str) -> list[str]:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Final
 
-from probelink.server.clock import now_us, timestamp
+from probelink.server.clock import now_us
 from probelink.server.diagnosis.engine import (
     NO_PURCHASE,
     Diagnoser,
@@ -39,6 +39,7 @@ from probelink.server.diagnosis.engine import (
     check_purchase,
 )
 from probelink.server.errors import InvalidArgument, NotFound, PermissionDenied
+from probelink.server.gateway.convert import advisory_message
 from probelink.server.gateway.hub import Hub
 from probelink.server.ingest.dictionaries import DictionaryBook
 from probelink.server.store.async_store import AsyncStore
@@ -48,7 +49,7 @@ from probelink.server.store.base import (
     StoredReport,
     WarrantyRecord,
 )
-from probelink.v1 import advisory_pb2, gateway_pb2, report_pb2
+from probelink.v1 import gateway_pb2, report_pb2
 
 logger = logging.getLogger(__name__)
 
@@ -128,20 +129,6 @@ def advisories_in(document: Document, horizon_days: float) -> list[Candidate]:
                 )
             )
     return out
-
-
-def advisory_message(record: AdvisoryRecord) -> advisory_pb2.Advisory:
-    return advisory_pb2.Advisory(
-        advisory_id=record.advisory_id,
-        device_id=record.device_id,
-        kind=record.kind,
-        code=record.code,
-        severity=record.severity,
-        text=record.text,
-        action=record.action,
-        report_id=record.report_id,
-        raised_at=timestamp(record.raised_at_us),
-    )
 
 
 def purchase_of(record: WarrantyRecord | None) -> PurchaseFacts:

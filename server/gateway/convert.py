@@ -12,13 +12,14 @@ from probelink.server import clock
 from probelink.server.auth import roles
 from probelink.server.errors import InvalidArgument
 from probelink.server.store.base import (
+    AdvisoryRecord,
     DeviceRecord,
     DictionaryRecord,
     EnrollSecretRecord,
     ReportRow,
     TokenRecord,
 )
-from probelink.v1 import admin_pb2, reports_pb2, wire_pb2
+from probelink.v1 import admin_pb2, advisory_pb2, reports_pb2, wire_pb2
 
 _ROLE_VALUES: dict[str, admin_pb2.Role.ValueType] = {
     roles.DEVICE: admin_pb2.ROLE_DEVICE,
@@ -111,4 +112,24 @@ def report_summary(row: ReportRow) -> reports_pb2.ReportSummary:
         signature=row.signature.verdict,  # type: ignore[arg-type]
         signing_key=row.signature.signing_key,
         spool_evicted=s.spool_evicted,
+    )
+
+
+def advisory_message(record: AdvisoryRecord) -> advisory_pb2.Advisory:
+    return advisory_pb2.Advisory(
+        advisory_id=record.advisory_id,
+        device_id=record.device_id,
+        kind=record.kind,
+        code=record.code,
+        severity=record.severity,
+        text=record.text,
+        action=record.action,
+        report_id=record.report_id,
+        raised_at=timestamp(record.raised_at_us),
+    )
+
+
+def advisory_record(record: AdvisoryRecord) -> reports_pb2.AdvisoryRecord:
+    return reports_pb2.AdvisoryRecord(
+        advisory=advisory_message(record), delivered_at=timestamp(record.delivered_at_us)
     )

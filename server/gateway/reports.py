@@ -18,11 +18,10 @@ import grpc
 
 from probelink.server.auth import roles
 from probelink.server.auth.authenticator import Caller
-from probelink.server.clock import timestamp
-from probelink.server.diagnosis.service import Diagnoses, advisory_message, parse_purchase
+from probelink.server.diagnosis.service import Diagnoses, parse_purchase
 from probelink.server.errors import InvalidArgument, NotFound, PermissionDenied
 from probelink.server.gateway.calls import Guard, rpc
-from probelink.server.gateway.convert import report_summary
+from probelink.server.gateway.convert import advisory_record, report_summary
 from probelink.server.ingest.dictionaries import DictionaryBook
 from probelink.server.store.async_store import AsyncStore
 from probelink.v1 import reports_pb2, reports_pb2_grpc
@@ -157,15 +156,7 @@ class Reports(reports_pb2_grpc.ReportsServiceServicer):
                 raise PermissionDenied(f"a {caller.role} reads only the advisories of {scope}")
             device_id = scope
         records = await self.store.read(self.store.store.list_advisories, device_id, MAX_PAGE)
-        return reports_pb2.ListAdvisoriesResponse(
-            advisories=[
-                reports_pb2.AdvisoryRecord(
-                    advisory=advisory_message(r),
-                    delivered_at=timestamp(r.delivered_at_us) if r.delivered_at_us else None,
-                )
-                for r in records
-            ]
-        )
+        return reports_pb2.ListAdvisoriesResponse(advisories=[advisory_record(r) for r in records])
 
 
 def _encode_token(received_at_us: int, report_id: str) -> str:
