@@ -37,7 +37,7 @@ from probelink.agent.advisories import (
     KeptAdvisory,
     UnknownAdvisory,
 )
-from probelink.agent.state import STATE_ENV, default_state_dir
+from probelink.agent.state import STATE_ENV, daemon_state_dir
 
 EXIT_OK, EXIT_USAGE = 0, 2
 
@@ -198,7 +198,7 @@ def advisories(
         # subcommand are its defaults.
         ctx.obj = _GroupOptions(state_dir, lang, json_out)
         return
-    root = state_dir or default_state_dir()
+    root = state_dir or daemon_state_dir()
     try:
         kept = read_kept(root, include_acknowledged=show_all)
     except AdvisoryError as err:
@@ -224,7 +224,7 @@ def ack(
 ) -> None:
     """Acknowledge an advisory: it stops showing (the first time is kept)."""
     group = ctx.obj if isinstance(ctx.obj, _GroupOptions) else _GroupOptions()
-    root = state_dir or group.state_dir or default_state_dir()
+    root = state_dir or group.state_dir or daemon_state_dir()
     json_out = json_out or group.json_out
     words = _WORDS[(lang or group.lang).value]
     try:

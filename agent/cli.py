@@ -30,7 +30,7 @@ from probelink.agent.advisories import KeptAdvisory
 from probelink.agent.privacy import SALT_FILE, SALT_FILE_ENV, PrivacyFilter, load_or_create_salt
 from probelink.agent.render import render_report
 from probelink.agent.selfcheck import Hooks, SelfCheckPlan, run_selfcheck
-from probelink.agent.state import STATE_ENV, StateError, default_state_dir
+from probelink.agent.state import STATE_ENV, StateError, daemon_state_dir, default_state_dir
 from probelink.agent.upload import (
     DEFAULT_SERVER,
     SECRET_FILE_ENV,
@@ -369,7 +369,7 @@ def check(
         if out is not None:
             console.print(f"[dim]Report written to {out}[/dim]")
     # What the service network told this device (kept by the daemon), shown last.
-    advisories = advisories_cli.for_check(state_dir or default_state_dir())
+    advisories = advisories_cli.for_check(state_dir or daemon_state_dir())
     if outcome.interrupted:
         if json_out:
             sys.stdout.write(_check_json(report, advisories) + "\n")
@@ -571,7 +571,7 @@ def status(
     """The daemon's link, spool depth, last ack, evictions. Exit 3 when it is not running."""
     from probelink.agent.daemon.status import read_status
 
-    info = read_status(state_dir or default_state_dir())
+    info = read_status(state_dir or daemon_state_dir())
     if json_out:
         sys.stdout.write(json.dumps(info, indent=2) + "\n")
     else:

@@ -50,6 +50,24 @@ def default_state_dir(environ: dict[str, str] | None = None) -> Path:
     return Path.home() / ".local" / "state" / "probelink-agent"
 
 
+# Where the packaged systemd unit keeps the daemon's state (StateDirectory=probelink-agent).
+SYSTEM_STATE_DIR = Path("/var/lib/probelink-agent")
+
+
+def daemon_state_dir(environ: dict[str, str] | None = None) -> Path:
+    """The state dir a running daemon most likely uses, for commands that read what it keeps
+    (`status`, `advisories`): $PROBELINK_AGENT_STATE; else this user's default when it
+    exists; else the systemd unit's /var/lib/probelink-agent when this user may read it;
+    else this user's default."""
+    env = dict(os.environ) if environ is None else environ
+    mine = default_state_dir(env)
+    if env.get(STATE_ENV) or mine.exists():
+        return mine
+    if SYSTEM_STATE_DIR.is_dir() and os.access(SYSTEM_STATE_DIR, os.R_OK | os.X_OK):
+        return SYSTEM_STATE_DIR
+    return mine
+
+
 class StateError(Exception):
     """The state dir cannot be created, read or written; the message says which file."""
 

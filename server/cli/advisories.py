@@ -18,7 +18,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from probelink.server.cli.client import Client, JsonOpt, connected, to_dict
+from probelink.diagnosis_text import LANGS
+from probelink.server.cli.client import Client, JsonOpt, connected, fail, to_dict
 from probelink.server.render import format_time
 from probelink.v1 import reports_pb2
 
@@ -36,6 +37,8 @@ def list_advisories(
     json_out: JsonOpt = False,
 ) -> None:
     """List advisories, newest first."""
+    if lang not in LANGS:
+        raise fail(f"--lang {lang!r}: use one of {', '.join(LANGS)}")
     response: reports_pb2.ListAdvisoriesResponse = client.call(
         client.reports.ListAdvisories,
         reports_pb2.ListAdvisoriesRequest(device_id=(device or "").strip()),

@@ -16,6 +16,8 @@ from typing import Annotated
 import typer
 
 from probelink.server.cli.client import JsonOpt
+from probelink.server.diagnosis.engine import unknown_actions
+from probelink.server.diagnosis.prices import load_actions
 from probelink.server.diagnosis.rules import RuleSet, check_directory
 
 app = typer.Typer(help="Diagnosis rules: validate a directory of rule files.", no_args_is_help=True)
@@ -26,9 +28,15 @@ def check(
     directory: Annotated[Path, typer.Argument(help="A directory of *.toml rule files.")],
     json_out: JsonOpt = False,
 ) -> None:
-    """Validate every rule file in DIRECTORY: TOML, fields, CEL conditions, threshold names."""
+    """Validate every rule file in DIRECTORY: TOML, fields, CEL conditions, threshold names,
+    actions."""
     problems = check_directory(directory)
-    rule_ids = [] if problems else sorted(RuleSet.load(directory, shipped=False).rules)
+    rule_ids: list[str] = []
+    if not problems:
+        rules = RuleSet.load(directory, shipped=False)
+        # What `serve --rules-dir` would refuse too: an action the catalog does not have.
+        problems = unknown_actions(rules, load_actions())
+        rule_ids = [] if problems else sorted(rules.rules)
     if json_out:
         typer.echo(json.dumps({"ok": not problems, "problems": problems, "rules": rule_ids}))
     elif problems:

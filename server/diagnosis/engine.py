@@ -15,6 +15,7 @@ The document carries both languages, so it is made once and shown in either.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,8 +24,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from probelink.server.diagnosis.data import CatalogError
-from probelink.server.diagnosis.facts import FAMILY_ZH, Facts, facts_of
+from probelink.server.diagnosis.data import CatalogError, shipped_text
+from probelink.server.diagnosis.facts import FAMILIES, FAMILY_ZH, Facts, facts_of
 from probelink.server.diagnosis.models import DeviceModel, ModelCatalog, load_models
 from probelink.server.diagnosis.prices import CURRENCIES, ActionCatalog, Money, load_actions
 from probelink.server.diagnosis.rules import Finding, RuleError, RuleSet
@@ -49,6 +50,8 @@ from probelink.server.diagnosis.warranty import (
 from probelink.v1 import battery_pb2, report_pb2, storage_pb2
 
 SCHEMA: Final = "probelink.diagnosis/v1"
+# The shipped catalogs a diagnosis depends on (data/*.toml), in the version's digest.
+CATALOG_FILES: Final = ("models.toml", "actions.toml", "warranty.toml")
 LANGUAGES: Final = ("en", "zh-CN")
 SEVERITY_ORDER: Final = ("critical", "major", "minor", "advisory", "info")
 _RANK: Final = {severity: rank for rank, severity in enumerate(SEVERITY_ORDER)}
@@ -136,6 +139,17 @@ _REALLOCATED: Final = _TrendSpec(
 )
 
 
+def unknown_actions(rules: RuleSet, actions: ActionCatalog) -> list[str]:
+    """One message per rule recommending an action the catalog does not have."""
+    known = ", ".join(sorted(actions))
+    return sorted(
+        f"{rule.source}: rule {rule.id} recommends unknown action {rule.action!r} "
+        f"(actions in the catalog: {known})"
+        for rule in rules.rules.values()
+        if rule.action not in actions
+    )
+
+
 class Diagnoser:
     """Rules, model catalog, action catalog and warranty, loaded and checked together."""
 
@@ -147,16 +161,11 @@ class Diagnoser:
         warranty: WarrantyBook,
         *,
         default_currency: str = "USD",
+        catalogs_version: str = "",
     ) -> None:
-        unknown = sorted(
-            f"{rule.source}: rule {rule.id} recommends unknown action {rule.action!r}"
-            for rule in rules.rules.values()
-            if rule.action not in actions
-        )
+        unknown = unknown_actions(rules, actions)
         if unknown:
-            raise RuleError(
-                "; ".join(unknown) + f" (actions in the catalog: {', '.join(sorted(actions))})"
-            )
+            raise RuleError("; ".join(unknown))
         if default_currency not in CURRENCIES:
             raise CatalogError(
                 f"unknown currency {default_currency!r}; use an ISO 4217 code such as USD"
@@ -166,25 +175,30 @@ class Diagnoser:
         self.actions = actions
         self.warranty = warranty
         self.default_currency = default_currency
-        # Battery facts also decide battery-renewal cover, whatever the rules read.
-        self._families = rules.families | {"battery"}
+        # What a stored diagnosis is compared with: the rules, and the catalogs and default
+        # currency that priced and covered it. A new price or warranty term makes every
+        # stored diagnosis stale, as a new rule does (`diagnose --recompute --all`).
+        digest = hashlib.sha256(f"{rules.version}\0{catalogs_version}\0{default_currency}".encode())
+        self.version = digest.hexdigest()[:16]
+        # The families some rule judges or reads; battery facts also decide battery-renewal
+        # cover, whatever the rules read.
+        self._families = rules.families | (rules.reads & set(FAMILIES)) | {"battery"}
 
     @classmethod
     def load(cls, rules_dir: Path | None = None, *, default_currency: str = "USD") -> Diagnoser:
         """The shipped rules (plus `rules_dir`'s) and catalogs. Raises RuleError/CatalogError."""
         actions = load_actions()
+        catalogs = hashlib.sha256()
+        for name in CATALOG_FILES:
+            catalogs.update(name.encode() + b"\0" + shipped_text(name)[0].encode())
         return cls(
             RuleSet.load(rules_dir),
             load_models(),
             actions,
             load_warranty(actions),
             default_currency=default_currency,
+            catalogs_version=catalogs.hexdigest(),
         )
-
-    @property
-    def version(self) -> str:
-        """The rule set's version: what a stored diagnosis is compared with."""
-        return self.rules.version
 
     def diagnose(
         self,
@@ -225,7 +239,7 @@ class Diagnoser:
             },
             "report_time": _rfc3339(_report_time(report)),
             "made_at": _rfc3339(now),
-            "ruleset_version": self.rules.version,
+            "ruleset_version": self.version,
             "verdict": _verdict(findings, not_judged),
             "findings": [_finding(f) for f in findings],
             "not_judged": not_judged,

@@ -259,13 +259,14 @@ def _bad_number(value: Any) -> bool:
 class RuleSet:
     """Rules by id, compiled once; `evaluate` judges one report's facts with them."""
 
-    def __init__(self, rules: Iterable[Rule], version: str = "") -> None:
+    def __init__(self, rules: Iterable[Rule], version: str = "", *, prune: bool = True) -> None:
         self.rules: dict[str, Rule] = {rule.id: rule for rule in rules}
         self.version = version
         self._ordered = sorted(self.rules.values(), key=lambda r: r.id)
         # Only the facts some rule reads go into the CEL context: converting the rest (every
         # port and sensor) would cost more than judging.
-        self._reads = frozenset(
+        #: Every variable some expression reads (families, and comprehension variables).
+        self.reads = self._reads = frozenset(
             name
             for rule in self._ordered
             for program in (rule.program, *rule.evidence_programs.values())
@@ -275,6 +276,10 @@ class RuleSet:
         self.families = frozenset(rule.family for rule in self._ordered)
         # And within those facts, only the keys some expression can name; handing CEL the
         # whole of every map costs more than all the rules together (bench/diagnosis.py).
+        # Only for rules known to read keys by name alone: `size(battery)`, a loop over a
+        # map's keys or `==` on a whole map would see the pruned map, so an operator's
+        # rules (`prune=False`) get every key.
+        self._prune = prune
         self._fields = frozenset(
             name
             for rule in self._ordered
@@ -308,7 +313,8 @@ class RuleSet:
                         )
                     in_folder[rule.id] = rule
             merged |= in_folder
-        return cls(merged.values(), version=digest.hexdigest()[:16])
+        # The shipped rules are tested to judge alike with and without pruning.
+        return cls(merged.values(), version=digest.hexdigest()[:16], prune=directory is None)
 
     def evaluate(self, facts: Facts, thresholds: Thresholds) -> list[Finding]:
         """Every rule that fired or could not judge, in rule-id order."""
@@ -319,7 +325,9 @@ class RuleSet:
 
         fields = self._fields
         variables = {
-            name: _only_keys(value, fields) for name, value in facts.items() if name in self._reads
+            name: _only_keys(value, fields) if self._prune else value
+            for name, value in facts.items()
+            if name in self._reads
         }
         context = cel.Context(variables=variables, functions={"threshold": threshold, "div": div})
         out: list[Finding] = []

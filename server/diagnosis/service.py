@@ -38,6 +38,7 @@ from probelink.server.diagnosis.engine import (
     PurchaseFacts,
     check_purchase,
 )
+from probelink.server.diagnosis.warranty import WarrantyError
 from probelink.server.errors import InvalidArgument, NotFound, PermissionDenied
 from probelink.server.gateway.convert import advisory_message
 from probelink.server.gateway.hub import Hub
@@ -60,6 +61,8 @@ DEFAULT_HORIZON_DAYS: Final = 90.0
 # After-ingest diagnoses run at most this often per round, so a burst of reports costs one
 # diagnosis per device, not one per report.
 ROUND_PAUSE_S: Final = 1.0
+# Later than any report's start: "the device's newest report" in device_history.
+_END_OF_TIME_US: Final = 2**62
 # Decoded reports kept for the next diagnosis of the same device (history repeats).
 _DECODED_CACHE: Final = 512
 
@@ -224,9 +227,14 @@ class Diagnoses:
         recompute: bool = False,
         purchase: PurchaseFacts | None = None,
         may_read: Callable[[str], bool] | None = None,
+        advise: bool = True,
     ) -> Made:
         """The report's stored diagnosis, or one made now (stored unless `purchase` is
-        given: a what-if is not the device's diagnosis). NotFound, PermissionDenied."""
+        given: a what-if is not the device's diagnosis). NotFound, PermissionDenied.
+
+        A diagnosis made now raises advisories only when `advise` and the report is the
+        device's newest: a reminder from an old report may be about a part since replaced.
+        """
         stored = await self.store.read(self.store.store.get_report, report_id)
         if stored is None:
             raise NotFound(f"no report {report_id} on this server")
@@ -241,7 +249,7 @@ class Diagnoses:
                 return Made(kept, made_now=False)
         if purchase is None:
             record = await self.store.read(self.store.store.get_warranty, device_id)
-            facts = purchase_of(record)
+            facts = self._recorded(record)
         else:
             facts = purchase
         history = await self.store.read(
@@ -262,8 +270,37 @@ class Diagnoses:
         )
         if purchase is None:
             await self.store.write(self.store.store.put_diagnosis, made)
-            await self._advise(device_id, report_id, document, at_us)
+            if advise and await self._is_newest(device_id, report_id):
+                await self._advise(device_id, report_id, document, at_us)
         return Made(made, made_now=True)
+
+    async def refresh(self, device_id: str) -> Made | None:
+        """Diagnose the device's newest report again (its warranty facts changed)."""
+        newest = await self.store.read(
+            self.store.store.device_history, device_id, _END_OF_TIME_US, 1
+        )
+        if not newest:
+            return None
+        return await self.get(newest[0].row.report_id, recompute=True)
+
+    async def _is_newest(self, device_id: str, report_id: str) -> bool:
+        newest = await self.store.read(
+            self.store.store.device_history, device_id, _END_OF_TIME_US, 1
+        )
+        return bool(newest) and newest[0].row.report_id == report_id
+
+    def _recorded(self, record: WarrantyRecord | None) -> PurchaseFacts:
+        """The device's recorded purchase facts, if today's catalogs can still judge them."""
+        facts = purchase_of(record)
+        try:
+            check_purchase(facts, self.diagnoser.warranty, datetime.now(UTC).date())
+        except WarrantyError as err:
+            # A region or plan taken out of warranty.toml since it was recorded: judge
+            # without it rather than fail every diagnosis of the device.
+            device = record.device_id if record is not None else "?"
+            logger.warning("warranty record of device %s not used: %s", device, err)
+            return NO_PURCHASE
+        return facts
 
     async def recompute_stale(self) -> tuple[int, int]:
         """Make again every stored diagnosis another rule set made: (recomputed, current)."""
@@ -278,7 +315,8 @@ class Diagnoses:
                 break
             for report_id in todo:
                 try:
-                    await self.get(report_id, recompute=True)
+                    # Old reports judged again: no reminders from them (see `get`).
+                    await self.get(report_id, recompute=True, advise=False)
                     done += 1
                 except Exception:
                     logger.exception("could not diagnose report %s again", report_id)

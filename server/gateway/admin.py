@@ -228,6 +228,8 @@ class Admin(admin_pb2_grpc.AdminServiceServicer):
             now_us(),
         )
         await self.store.write(self.store.store.set_warranty, record)
+        # What the customer reads now (check --upload, GetDiagnosis) is judged by it.
+        await self.diagnoses.refresh(device_id)
         return admin_pb2.SetDeviceWarrantyResponse(
             warranty=advisory_pb2.WarrantyFacts(
                 purchase_date=record.purchase_date,

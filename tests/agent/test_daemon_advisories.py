@@ -23,6 +23,7 @@ from probelink.agent.state import AgentState
 from probelink.channel import bearer
 from probelink.v1 import report_pb2, reports_pb2, reports_pb2_grpc
 from tests.agent.daemon_harness import FIXTURES, MACHINE, SECRET, AgentProcess, wait_until
+from tests.server.diagnosis.test_facts import machine_report
 from tests.server.running import Device, ServerProcess
 
 WORN_NVME = FIXTURES / "smartctl" / "nvme-worn.json"
@@ -192,9 +193,20 @@ def _wearing_battery(
 
 def test_an_advisory_raised_by_a_trend_reaches_the_connected_agent(tmp_path: Path) -> None:
     """Half a year of a battery wearing from 96 % to 84 %: the server's fit says it reaches
-    80 % in about two months, within the horizon, and tells the connected daemon."""
+    80 % in about two months, within the horizon, and tells the connected daemon.
+
+    The daemon itself runs on the captured desktop (no battery), so its own report adds
+    no battery reading; the device's history and its newest report, which shows the
+    wear, are the captured laptop's, uploaded under the daemon's own key and credential.
+    """
     with ServerProcess(tmp_path / "server") as server:
-        agent = AgentProcess(tmp_path / "agent", server.address, server.data_dir / SECRET)
+        agent = AgentProcess(
+            tmp_path / "agent",
+            server.address,
+            server.data_dir / SECRET,
+            "--sysfs-root",
+            str(FIXTURES / "machines" / "desktop-no-battery" / "sys"),
+        )
         with agent:
             status = agent.wait(lambda s: s["link"] == "connected" and s["acked"] >= 1)
             device_id = status["device_id"]
@@ -205,13 +217,10 @@ def test_an_advisory_raised_by_a_trend_reaches_the_connected_agent(tmp_path: Pat
             device = Device(device_id, credential, channel, state.device_key())
             admin = bearer((server.data_dir / "admin.token").read_text().strip())
             reports = reports_pb2_grpc.ReportsServiceStub(channel)
-            # The daemon's own first report, from the captured laptop, is the template.
-            first = reports.GetReport(
-                reports_pb2.GetReportRequest(report_id=status["last_ack_report_id"]),
-                metadata=admin,
-            ).report
+            first = machine_report("laptop-worn-battery")
             # What the device sent over the past months, oldest first, as its spool would
-            # deliver a backlog: signed with its key, under its credential.
+            # deliver a backlog: signed with its key, under its credential. The last is
+            # from now: the device's newest report, the one advisories come from.
             for days_ago, health, cycles in (
                 (180, 96.0, 40),
                 (155, 95.1, 62),
@@ -220,7 +229,7 @@ def test_an_advisory_raised_by_a_trend_reaches_the_connected_agent(tmp_path: Pat
                 (80, 90.1, 128),
                 (55, 88.3, 150),
                 (30, 86.4, 171),
-                (5, 84.2, 194),
+                (0, 84.2, 194),
             ):
                 device.upload(_wearing_battery(first, days_ago, health, cycles))
 
@@ -249,8 +258,18 @@ def test_an_advisory_raised_by_a_trend_reaches_the_connected_agent(tmp_path: Pat
             assert 20 < trend["projection"]["remaining"] < 90
             assert advisory.text["en"] == f"Service reminder: {trend['text']['en']}."
 
-            # Another report seeing the same trend raises nothing new.
-            device.upload(_wearing_battery(first, 1, 83.9, 198))
+            # A newer report seeing the same trend raises nothing new.
+            newer = _wearing_battery(first, 0, 83.9, 198)
+            device.upload(newer)
+            wait_until(
+                lambda: (
+                    reports.GetDiagnosis(
+                        reports_pb2.GetDiagnosisRequest(report_id=newer.report_id), metadata=admin
+                    ).made_now
+                    is False
+                ),
+                what="the newer report diagnosed after ingest",
+            )
             listed = reports.ListAdvisories(
                 reports_pb2.ListAdvisoriesRequest(device_id=device_id), metadata=admin
             )

@@ -37,6 +37,7 @@ from probelink.v1 import (
     reports_pb2_grpc,
 )
 from tests.server.cli.conftest import Cli
+from tests.server.diagnosis.test_facts import machine_report
 from tests.server.ingest.reports import captured_report
 from tests.server.running import Device, RunningServer, ServerProcess, serve_argv
 
@@ -220,10 +221,16 @@ def test_device_warranty_then_recompute_covers_the_battery(
     assert f"Device {device.device_id} bought {bought} in CN (battery_renewal)." in " ".join(
         result.stdout.split()
     )
-    # A stored diagnosis is not changed behind a person's back...
-    assert _json(cli, report.report_id) == before
-    # ...until it is made again.
-    doc = _json(cli, report.report_id, "--recompute")
+    # The device's newest report is diagnosed again at once: what the customer reads
+    # (check --upload, GetDiagnosis) is judged by the facts just recorded...
+    doc = _json(cli, report.report_id)
+    assert doc != before and before["warranty"]["source"] == "none"
+    assert _rpc(cli.server, report.report_id).made_now is False
+    # ...and recomputing it gives the same judgement.
+    again = _json(cli, report.report_id, "--recompute")
+    assert {k: v for k, v in again.items() if k != "made_at"} == {
+        k: v for k, v in doc.items() if k != "made_at"
+    }
     assert doc["warranty"] == {
         "purchase_date": bought,
         "region": "CN",
@@ -543,3 +550,77 @@ def test_serve_with_an_operator_rule_uses_it(tmp_path: Path) -> None:
         "action": "battery_replacement",
     }
     assert doc["verdict"]["code"] == "urgent"
+
+
+# --- advisories: raised from the device's newest report only ---------------------------
+
+
+def _worn_nvme(hours_ago: float) -> report_pb2.Report:
+    """The laptop with a worn NVMe drive (rule storage.nvme_wear, severity advisory)."""
+    report = report_pb2.Report()
+    report.CopyFrom(machine_report("laptop-worn-battery", "nvme-worn"))
+    report.report_id = str(uuid.uuid4())
+    at = datetime.now(UTC) - timedelta(hours=hours_ago)
+    report.started_at.FromDatetime(at)
+    report.finished_at.FromDatetime(at + timedelta(milliseconds=41))
+    return report
+
+
+def _advisories(server: RunningServer, device_id: str) -> list[reports_pb2.AdvisoryRecord]:
+    return list(
+        server.reports()
+        .ListAdvisories(
+            reports_pb2.ListAdvisoriesRequest(device_id=device_id),
+            metadata=bearer(server.admin_token),
+            timeout=30,
+        )
+        .advisories
+    )
+
+
+def test_an_old_report_raises_no_advisory_even_when_diagnosed_again(cli: Cli) -> None:
+    device = cli.server.enroll()
+    old = _worn_nvme(hours_ago=240)  # the drive was worn ten days ago...
+    new = _fresh(hours_ago=1)  # ...and the newest report has no such drive
+    device.upload(new)
+    device.upload(old)
+    for made in (_rpc(cli.server, old.report_id), _rpc(cli.server, old.report_id, recompute=True)):
+        findings = [f["rule_id"] for f in json.loads(made.diagnosis_json)["findings"]]
+        assert "storage.nvme_wear" in findings
+    assert cli("diagnose", "--recompute", "--all").exit_code == EXIT_OK
+    assert _advisories(cli.server, device.device_id) == []
+
+
+def test_the_newest_report_raises_its_advisory_once_and_advisories_list_shows_it(
+    cli: Cli,
+) -> None:
+    device = cli.server.enroll()
+    newest = _worn_nvme(hours_ago=1)
+    device.upload(newest)
+    made = _rpc(cli.server, newest.report_id)
+    (record,) = _advisories(cli.server, device.device_id)
+    advisory = record.advisory
+    assert (advisory.kind, advisory.code, advisory.report_id) == (
+        "finding",
+        "storage.nvme_wear",
+        newest.report_id,
+    )
+    finding = next(
+        f
+        for f in json.loads(made.diagnosis_json)["findings"]
+        if f["rule_id"] == "storage.nvme_wear"
+    )
+    assert dict(advisory.text) == finding["text"]
+    assert not record.HasField("delivered_at")  # no agent has confirmed it
+    # Diagnosed again: the same subject raises nothing new.
+    _rpc(cli.server, newest.report_id, recompute=True)
+    assert len(_advisories(cli.server, device.device_id)) == 1
+
+    listed = cli.json("advisories", "list", "--device", device.device_id)
+    assert [a["advisory"]["advisory_id"] for a in listed] == [advisory.advisory_id]
+    text = cli("advisories", "list", "--lang", "zh-CN")
+    assert text.exit_code == EXIT_OK
+    assert "storage.nvme_wear" in text.stdout and "not yet" in text.stdout
+    assert finding["text"]["zh-CN"][:6] in " ".join(text.stdout.split())
+    bad = cli("advisories", "list", "--lang", "fr")
+    assert bad.exit_code == EXIT_USAGE and "'fr': use one of en, zh-CN" in bad.stderr

@@ -956,6 +956,20 @@ def test_division_by_zero_is_an_error_for_that_rule_only(tmp_path: Path) -> None
     assert doc["verdict"]["code"] == "repair_recommended"
 
 
+def test_prices_warranty_and_the_default_currency_change_the_version_too() -> None:
+    # A stored diagnosis quotes prices and cover: new catalogs make it stale like new rules.
+    shipped = DIAGNOSER
+    assert Diagnoser.load(default_currency="EUR").version != shipped.version
+    same_rules = Diagnoser(
+        shipped.rules, shipped.models, shipped.actions, shipped.warranty, catalogs_version="x"
+    )
+    other_prices = Diagnoser(
+        shipped.rules, shipped.models, shipped.actions, shipped.warranty, catalogs_version="y"
+    )
+    assert same_rules.version != other_prices.version
+    assert shipped.rules.version not in (same_rules.version, shipped.version)
+
+
 def test_an_operator_rule_changes_the_ruleset_version(tmp_path: Path) -> None:
     folder = _rules_dir(tmp_path, "battery.worn", "battery.health_pct < 70.0", "battery_inspection")
     operator = Diagnoser.load(folder)

@@ -530,3 +530,58 @@ def test_rules_check_reports_every_bad_file_and_exits_2(tmp_path: Path) -> None:
     assert "line 1" in lines[1]
     as_json = json.loads(rules_check(str(tmp_path), "--json").stdout)
     assert as_json["ok"] is False and len(as_json["problems"]) == 2
+
+
+def test_rules_check_refuses_an_action_the_catalog_does_not_have(tmp_path: Path) -> None:
+    # What `serve --rules-dir` would refuse, `rules check` refuses first.
+    write_rules(tmp_path, "local.toml", GOOD_RULE.replace('"battery_replacement"', '"polish"'))
+    done = rules_check(str(tmp_path), "--json")
+    assert done.returncode == 2
+    (problem,) = json.loads(done.stdout)["problems"]
+    assert problem.startswith(
+        f"{tmp_path}/local.toml:3: rule battery.worn recommends unknown action 'polish' "
+        "(actions in the catalog: battery_inspection, battery_replacement,"
+    )
+
+
+# --- pruning the facts handed to CEL --------------------------------------------------
+
+PRUNING_CASES = [
+    ("laptop-worn-battery", ()),
+    ("laptop-worn-battery", ("ata-reallocated",)),
+    ("laptop-worn-battery", ("ata-crc-errors",)),
+    ("laptop-worn-battery", ("nvme-worn",)),
+    ("laptop-worn-battery", ("nvme-critical-warning",)),
+    ("laptop-worn-battery", ("open-failed",)),
+    ("desktop-no-battery", ("scsi-grown-defects", "ata-standby")),
+    ("phone-charge-units", ()),
+    ("board-iio-typec", ()),
+]
+
+
+@pytest.mark.parametrize(("machine", "smartctl"), PRUNING_CASES)
+def test_the_shipped_rules_judge_alike_with_and_without_pruning(
+    machine: str, smartctl: tuple[str, ...]
+) -> None:
+    # The shipped rules get only the keys their expressions name (for speed); that must
+    # never change a finding, its evidence or a could-not-judge.
+    shipped = RuleSet.load()
+    whole = RuleSet(shipped.rules.values(), shipped.version, prune=False)
+    facts = facts_of(machine_report(machine, *smartctl))
+    assert shipped.evaluate(facts, DEFAULT_THRESHOLDS) == whole.evaluate(facts, DEFAULT_THRESHOLDS)
+
+
+def test_an_operators_rules_see_whole_maps(tmp_path: Path) -> None:
+    # size() of a map counts keys no expression names: pruned, it would count fewer.
+    write_rules(
+        tmp_path,
+        "local.toml",
+        GOOD_RULE.replace(
+            'battery.health_pct < threshold("battery.min_health_pct")', "size(battery) > 5"
+        ),
+    )
+    rules = RuleSet.load(tmp_path)
+    facts = facts_of(machine_report("laptop-worn-battery"))
+    assert len(facts["battery"]) > 5
+    fired = [f.rule_id for f in rules.evaluate(facts, DEFAULT_THRESHOLDS) if not f.could_not_judge]
+    assert "battery.worn" in fired

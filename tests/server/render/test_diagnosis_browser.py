@@ -17,6 +17,7 @@ import pytest
 from probelink.server.render import render_diagnosis_html
 from probelink.server.render.diagnosis_html import LANGS
 from tests.browser import Browser
+from tests.server.diagnosis.test_engine import _bought, _diagnose, _wearing_history
 
 SAMPLES_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "diagnosis"
 SAMPLES = ("urgent_laptop", "healthy_phone", "could_not_judge")
@@ -154,3 +155,22 @@ def test_the_browser_client_sees_what_these_tests_rely_on(browser: Browser, tmp_
     assert any(p.startswith("exception:") and "boom" in p for p in problems), problems
     browser.open(good.as_uri())
     assert browser.console_problems() == []  # the last page's problems only
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_document_the_engine_made_renders_and_prints(
+    browser: Browser, tmp_path: Path, lang: str
+) -> None:
+    # Not a hand-written sample: the real engine's diagnosis of the captured laptop with a
+    # wearing battery history (a projection with its interval), in warranty in China.
+    history = _wearing_history()
+    doc = _diagnose(history[-1], history=history[:-1], purchase=_bought(200, "CN"))
+    assert any(t["projection"] for t in doc["trends"])
+    page = tmp_path / f"engine-{lang}.html"
+    page.write_text(render_diagnosis_html(doc, lang), encoding="utf-8")
+    browser.events.clear()
+    browser.open(page.as_uri())
+    assert browser.console_problems() == []
+    assert browser.evaluate("document.querySelectorAll('svg').length") == len(doc["trends"])
+    assert browser.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert 1 <= pdf_pages(browser.pdf()) <= 3
