@@ -91,6 +91,13 @@ class PurchaseFacts:
 NO_PURCHASE: Final = PurchaseFacts()
 
 
+def region_today(book: WarrantyBook, region: str | None, now: datetime) -> date:
+    """The date at `now` where the device was bought (its region's calendar), else UTC's:
+    the statutory windows count that region's days."""
+    known = book.regions.get(region) if region is not None else None
+    return known.today(now) if known is not None else now.astimezone(UTC).date()
+
+
 def check_purchase(facts: PurchaseFacts, book: WarrantyBook, today: date) -> None:
     """Raise `WarrantyError` (INVALID_ARGUMENT) for facts warranty cannot be judged by."""
     if facts.region is not None and facts.region not in book.regions:
@@ -283,7 +290,7 @@ class Diagnoser:
                         action_id,
                         model=model,
                         purchase_date=purchase.purchase_date,
-                        today=now.date(),
+                        today=region_today(self.warranty, purchase.region, now),
                         region=purchase.region,
                         plans=purchase.plans,
                         exclusions=purchase.exclusions,

@@ -37,6 +37,7 @@ from probelink.server.diagnosis.engine import (
     Document,
     PurchaseFacts,
     check_purchase,
+    region_today,
 )
 from probelink.server.diagnosis.warranty import WarrantyError
 from probelink.server.errors import InvalidArgument, NotFound, PermissionDenied
@@ -170,7 +171,8 @@ def parse_purchase(
         tuple(sorted(set(exclusions))),
         "request" if source == "request" else "device",
     )
-    check_purchase(facts, diagnoser.warranty, datetime.now(UTC).date())
+    book = diagnoser.warranty
+    check_purchase(facts, book, region_today(book, facts.region, datetime.now(UTC)))
     return facts
 
 
@@ -293,7 +295,8 @@ class Diagnoses:
         """The device's recorded purchase facts, if today's catalogs can still judge them."""
         facts = purchase_of(record)
         try:
-            check_purchase(facts, self.diagnoser.warranty, datetime.now(UTC).date())
+            book = self.diagnoser.warranty
+            check_purchase(facts, book, region_today(book, facts.region, datetime.now(UTC)))
         except WarrantyError as err:
             # A region or plan taken out of warranty.toml since it was recorded: judge
             # without it rather than fail every diagnosis of the device.

@@ -25,10 +25,11 @@ import functools
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from probelink.server.diagnosis.data import CatalogError, line_of, parse_toml, shipped_text
 from probelink.server.diagnosis.models import COMPONENTS, KINDS, MAIN_UNIT, DeviceModel
@@ -81,6 +82,15 @@ class Region:
     id: str
     name: _Names
     currency: str
+    # Whose calendar "today" and the windows' days are in (a purchase on the 26th in
+    # Shanghai is the 25th in UTC until 08:00).
+    time_zone: tzinfo = UTC
+
+    def today(self, now: datetime) -> date:
+        """The date in this region at the instant `now` (which must carry a zone)."""
+        if now.tzinfo is None:
+            raise ValueError("now must carry a time zone")
+        return now.astimezone(self.time_zone).date()
 
 
 @dataclass(frozen=True)
@@ -368,17 +378,27 @@ class _Reader:
 
     def region(self, rid: str, body: Any, actions: ActionCatalog) -> Region:
         where = self.where("regions", rid)
-        name = self.names(where, body, {"name", "currency"})
+        name = self.names(where, body, {"name", "currency", "time_zone"})
         currency = body.get("currency")
         if not isinstance(currency, str):
             raise CatalogError(f"{where}.currency: required, an ISO 4217 code such as CNY")
+        zone_name = body.get("time_zone", "UTC")
+        try:
+            zone = ZoneInfo(zone_name) if isinstance(zone_name, str) else None
+        except (ZoneInfoNotFoundError, ValueError):
+            zone = None
+        if zone is None:
+            raise CatalogError(
+                f"{where}.time_zone: {zone_name!r} is not a time zone; use an IANA name "
+                'such as "Asia/Shanghai"'
+            )
         for action in actions.values():
             if action.kind == "service" and currency not in action.prices:
                 raise CatalogError(
                     f"{where}.currency: action {action.id!r} has no {currency} price; "
                     f"publish one in actions.toml or quote this region in another currency"
                 )
-        return Region(rid, name, currency)
+        return Region(rid, name, currency, zone)
 
     def term(self, tid: str, body: Any, regions: Mapping[str, Region]) -> Term:
         where = self.where("terms", tid)

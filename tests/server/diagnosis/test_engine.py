@@ -25,6 +25,7 @@ from probelink.server.diagnosis.engine import (
     Document,
     PurchaseFacts,
     check_purchase,
+    region_today,
 )
 from probelink.server.diagnosis.rules import RuleError
 from probelink.server.diagnosis.service import Candidate, advisories_in
@@ -1402,3 +1403,28 @@ def test_an_unknown_model_keeps_a_statutory_cover_that_applies_to_every_kind() -
         "'not_covered' answer should become the not-in-catalog problem. Got "
         f"{action['coverage']}, pays {action['customer_pays']}"
     )
+
+
+def test_china_windows_count_days_on_chinas_calendar() -> None:
+    # 20:00 UTC on 1 March is 04:00 on 2 March in Shanghai: a desk there records a purchase
+    # made this morning, and the windows end at its midnight, not at UTC's.
+    evening = NOW.replace(hour=20)
+    shanghai_today = TODAY + timedelta(days=1)
+    bought_this_morning = PurchaseFacts(shanghai_today, "CN", (), (), "device")
+    check_purchase(
+        bought_this_morning,
+        DIAGNOSER.warranty,
+        region_today(DIAGNOSER.warranty, "CN", evening),
+    )
+    with pytest.raises(WarrantyError, match="in the future"):
+        # Counted on UTC's calendar, the same purchase would be tomorrow's.
+        check_purchase(bought_this_morning, DIAGNOSER.warranty, evening.date())
+    # Bought 16 Shanghai days ago (15 UTC days): the exchange window is over there.
+    bought = PurchaseFacts(shanghai_today - timedelta(days=16), "CN", (), (), "device")
+    action = _storage_action(_diagnose(_phone_with_failing_storage(), purchase=bought, now=evening))
+    assert (action["coverage"]["remedy"], action["coverage"]["term_id"]) == (
+        "repair",
+        "cn_three_guarantees",
+    )
+    assert region_today(DIAGNOSER.warranty, None, evening) == TODAY
+    assert region_today(DIAGNOSER.warranty, "XX", evening) == TODAY

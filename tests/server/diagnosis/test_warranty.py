@@ -3,7 +3,7 @@ its edges, plans, exclusions, and every bad input with the message a person read
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -682,3 +682,34 @@ def test_unknown_top_level_section_is_refused(tmp_path: Path) -> None:
     assert str(err.value) == (
         f"{source}: unknown top-level key 'discounts'; use regions, terms, plans, exclusions"
     )
+
+
+def test_a_region_counts_days_in_its_own_time_zone() -> None:
+    book = load_warranty()
+    # 20:00 UTC on the 25th is 04:00 on the 26th in Shanghai, 21:00 on the 25th in
+    # Brussels, 15:00 on the 25th in New York.
+    at = datetime(2026, 11, 25, 20, 0, tzinfo=UTC)
+    assert [book.regions[r].today(at) for r in ("CN", "EU", "US")] == [
+        date(2026, 11, 26),
+        date(2026, 11, 25),
+        date(2026, 11, 25),
+    ]
+    with pytest.raises(ValueError, match="time zone"):
+        book.regions["CN"].today(datetime(2026, 11, 25, 20, 0))
+
+
+@pytest.mark.parametrize("zone", ['"Mars/Olympus_Mons"', '"../etc/passwd"', "8"])
+def test_a_time_zone_that_is_not_one_is_refused(tmp_path: Path, zone: str) -> None:
+    text, source = shipped_with(tmp_path, 'time_zone = "Asia/Shanghai"', f"time_zone = {zone}")
+    with pytest.raises(CatalogError) as err:
+        parse_warranty(text, source, load_actions())
+    assert str(err.value).startswith(
+        f"{source}:{line(text, '[regions.CN]')}: regions.CN.time_zone: "
+    )
+    assert 'use an IANA name such as "Asia/Shanghai"' in str(err.value)
+
+
+def test_a_region_without_a_time_zone_counts_utc_days(tmp_path: Path) -> None:
+    text, source = shipped_with(tmp_path, 'time_zone = "Asia/Shanghai"\n', "")
+    book = parse_warranty(text, source, load_actions())
+    assert book.regions["CN"].today(datetime(2026, 11, 25, 20, 0, tzinfo=UTC)) == date(2026, 11, 25)
