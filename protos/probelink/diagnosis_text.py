@@ -111,6 +111,11 @@ WORDS: Final[Mapping[str, Mapping[str, str]]] = {
         "left": "left",
         "unit.days": "days",
         "unit.cycles": "cycles",
+        "metric.battery.health_pct": "Battery",
+        "metric.storage.nvme_percentage_used_pct": "NVMe wear",
+        "metric.storage.ata_reallocated_sectors": "Reallocated",
+        "axis.days": "by date",
+        "axis.cycles": "by cycle",
         "report": "Report",
         "made": "made",
         "rules": "rules",
@@ -172,6 +177,11 @@ WORDS: Final[Mapping[str, Mapping[str, str]]] = {
         "left": "剩余",
         "unit.days": "天",
         "unit.cycles": "次循环",
+        "metric.battery.health_pct": "电池",
+        "metric.storage.nvme_percentage_used_pct": "NVMe 磨损",
+        "metric.storage.ata_reallocated_sectors": "重映射扇区",
+        "axis.days": "按日期",
+        "axis.cycles": "按循环",
         "report": "报告",
         "made": "生成于",
         "rules": "规则",
@@ -439,18 +449,26 @@ class _Renderer:
         return [row]
 
     def trends(self) -> list[RenderableType]:
-        lines: list[RenderableType] = []
+        grid = _grid()
         for i, trend in enumerate(self.doc["trends"]):
             where = f"trends[{i}]"
             line = Text(self.texts(_field(trend, "text", where), f"{where}.text"))
+            x_unit = str(_field(trend, "x_unit", where))
             projection = _field(trend, "projection", where)
             if projection is not None:
-                x_unit = str(_field(trend, "x_unit", where))
                 line.append(f"\n{self.projection(projection, x_unit, where)}", style="dim")
-            lines.append(line)
-        if not lines:
+            # What the line is about: three trends of one report read alike otherwise.
+            metric = str(_field(trend, "metric", where))
+            subject = str(trend.get("subject") or "")
+            label = Text(self.word(f"metric.{metric}", metric), style="bold")
+            if subject:
+                label.append(f" {subject}")
+            # One line: a second one would sit beside the wrapped text's second line.
+            label.append(f" {self.word(f'axis.{x_unit}', x_unit)}", style="dim")
+            grid.add_row(label, line)
+        if not grid.rows:
             return []
-        return [_heading(self.word("heading.trends")), *lines]
+        return [_heading(self.word("heading.trends")), grid]
 
     def projection(self, projection: Any, x_unit: str, where: str) -> str:
         """`around 2027-04-20 (between 2027-03-15 and 2027-05-30) · 146 days left (114–184)`.
