@@ -24,35 +24,37 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from probelink.diagnosis_text import LANGS, SCHEMA
 from probelink.server.diagnosis.data import CatalogError, shipped_text
 from probelink.server.diagnosis.facts import FAMILIES, FAMILY_ZH, Facts, facts_of
-from probelink.server.diagnosis.models import DeviceModel, ModelCatalog, load_models
-from probelink.server.diagnosis.prices import CURRENCIES, ActionCatalog, Money, load_actions
+from probelink.server.diagnosis.models import DeviceModel, ModelCatalog, parse_models
+from probelink.server.diagnosis.prices import CURRENCIES, ActionCatalog, Money, parse_actions
 from probelink.server.diagnosis.rules import Finding, RuleError, RuleSet
 from probelink.server.diagnosis.trends import (
     Direction,
     NoProjection,
     Projection,
     Series,
+    StorageField,
     battery_health_by_cycle,
     battery_health_by_month,
     describe,
     nvme_percentage_used_by_month,
     project,
     reallocated_sectors_by_month,
+    storage_value,
+    system_battery,
 )
 from probelink.server.diagnosis.warranty import (
     Coverage,
     WarrantyBook,
     WarrantyError,
-    load_warranty,
+    parse_warranty,
 )
-from probelink.v1 import battery_pb2, report_pb2, storage_pb2
+from probelink.v1 import report_pb2
 
-SCHEMA: Final = "probelink.diagnosis/v1"
 # The shipped catalogs a diagnosis depends on (data/*.toml), in the version's digest.
 CATALOG_FILES: Final = ("models.toml", "actions.toml", "warranty.toml")
-LANGUAGES: Final = ("en", "zh-CN")
 SEVERITY_ORDER: Final = ("critical", "major", "minor", "advisory", "info")
 _RANK: Final = {severity: rank for rank, severity in enumerate(SEVERITY_ORDER)}
 
@@ -194,15 +196,17 @@ class Diagnoser:
     @classmethod
     def load(cls, rules_dir: Path | None = None, *, default_currency: str = "USD") -> Diagnoser:
         """The shipped rules (plus `rules_dir`'s) and catalogs. Raises RuleError/CatalogError."""
-        actions = load_actions()
+        # Each catalog read once: parsed, and hashed into the version.
+        texts = {name: shipped_text(name) for name in CATALOG_FILES}
         catalogs = hashlib.sha256()
-        for name in CATALOG_FILES:
-            catalogs.update(name.encode() + b"\0" + shipped_text(name)[0].encode())
+        for name, (text, _) in texts.items():
+            catalogs.update(name.encode() + b"\0" + text.encode())
+        actions = parse_actions(*texts["actions.toml"])
         return cls(
             RuleSet.load(rules_dir),
-            load_models(),
+            parse_models(*texts["models.toml"]),
             actions,
-            load_warranty(actions),
+            parse_warranty(*texts["warranty.toml"], actions),
             default_currency=default_currency,
             catalogs_version=catalogs.hexdigest(),
         )
@@ -323,7 +327,7 @@ class Diagnoser:
                     "id": action.id,
                     "kind": action.kind,
                     "title": dict(action.title),
-                    "steps": {lang: list(action.steps.get(lang, ())) for lang in LANGUAGES},
+                    "steps": {lang: list(action.steps.get(lang, ())) for lang in LANGS},
                     "for_findings": rule_ids,
                     "list_price": _money_or_none(list_price),
                     "coverage": coverage,
@@ -497,28 +501,9 @@ def _warranty(purchase: PurchaseFacts, currency: str) -> dict[str, Any]:
 # --- trends ----------------------------------------------------------------------
 
 
-def _battery_name(report: report_pb2.Report) -> str | None:
-    for result in report.results:
-        if result.WhichOneof("data") != "battery":
-            continue
-        battery = result.battery
-        system = battery.scope in (
-            battery_pb2.BATTERY_SCOPE_UNSPECIFIED,
-            battery_pb2.BATTERY_SCOPE_SYSTEM,
-        )
-        if system and battery.HasField("health_pct"):
-            return battery.name
-    return None
-
-
-def _drive_with(report: report_pb2.Report, field: str) -> str | None:
-    for result in report.results:
-        if result.WhichOneof("data") != "storage_device":
-            continue
-        info: storage_pb2.StorageDevice = result.storage_device
-        if info.HasField(field):  # type: ignore[arg-type]
-            return info.name
-    return None
+def _drive_with(report: report_pb2.Report, field: StorageField) -> str | None:
+    found = storage_value(report, field)
+    return found[0] if found is not None else None
 
 
 def _trends(
@@ -529,7 +514,8 @@ def _trends(
 ) -> list[dict[str, Any]]:
     """Trends of the metrics the latest report has; each follows one battery or drive."""
     out: list[dict[str, Any]] = []
-    battery = _battery_name(latest)
+    found = system_battery(latest)
+    battery = found.name if found is not None else None
     if battery is not None:
         out.append(
             _trend(_BATTERY_HEALTH, battery, battery_health_by_month(reports, battery), model, now)
@@ -572,7 +558,7 @@ def _trend(
         "points": points,
         "projection": _projection(result) if isinstance(result, Projection) else None,
         "reason": result.reason.value if isinstance(result, NoProjection) else None,
-        "text": {lang: describe(result, lang) for lang in LANGUAGES},
+        "text": {lang: describe(result, lang) for lang in LANGS},
     }
 
 

@@ -227,7 +227,7 @@ def _ports(results: list[probe_pb2.ProbeResult]) -> dict[str, Any]:
     }
 
 
-def _is_system_battery(result: probe_pb2.ProbeResult) -> bool:
+def is_system_battery(result: probe_pb2.ProbeResult) -> bool:
     # A peripheral's battery (a mouse) is never judged by a laptop battery's limits.
     return result.HasField("battery") and result.battery.scope != battery_pb2.BATTERY_SCOPE_DEVICE
 
@@ -235,7 +235,7 @@ def _is_system_battery(result: probe_pb2.ProbeResult) -> bool:
 def _family_data(family: str, results: list[probe_pb2.ProbeResult]) -> Any:
     """The family's fact, or None when the results carry no typed data for it."""
     if family == "battery":
-        batteries = [r.battery for r in results if _is_system_battery(r)]
+        batteries = [r.battery for r in results if is_system_battery(r)]
         return _battery(batteries[0]) if batteries else None
     if family == "storage":
         drives = [_drive(r) for r in results if r.HasField("storage_device")]
@@ -278,7 +278,7 @@ def facts_of(report: report_pb2.Report, families: Collection[str] | None = None)
             for r in results
             if (r.HasField("error") or r.status == status_pb2.STATUS_ERROR)
             # A mouse's battery that could not be read says nothing of the system's.
-            and not (r.HasField("battery") and not _is_system_battery(r))
+            and not (r.HasField("battery") and not is_system_battery(r))
         ]
         if data is not None and any(r.status in _JUDGED for r in results):
             facts[family] = data

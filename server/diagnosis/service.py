@@ -62,8 +62,6 @@ DEFAULT_HORIZON_DAYS: Final = 90.0
 # After-ingest diagnoses run at most this often per round, so a burst of reports costs one
 # diagnosis per device, not one per report.
 ROUND_PAUSE_S: Final = 1.0
-# Later than any report's start: "the device's newest report" in device_history.
-_END_OF_TIME_US: Final = 2**62
 # Decoded reports kept for the next diagnosis of the same device (history repeats).
 _DECODED_CACHE: Final = 512
 
@@ -81,11 +79,6 @@ class Made:
 
     record: DiagnosisRecord
     made_now: bool
-
-    @property
-    def document(self) -> Document:
-        parsed: Document = json.loads(self.record.document)
-        return parsed
 
 
 @dataclass(frozen=True)
@@ -133,6 +126,13 @@ def advisories_in(document: Document, horizon_days: float) -> list[Candidate]:
                 )
             )
     return out
+
+
+def _check_may_read(may_read: Callable[[str], bool] | None, device_id: str, report_id: str) -> None:
+    if may_read is not None and not may_read(device_id):
+        raise PermissionDenied(
+            f"report {report_id} belongs to another device; its diagnosis is not yours"
+        )
 
 
 def purchase_of(record: WarrantyRecord | None) -> PurchaseFacts:
@@ -237,18 +237,17 @@ class Diagnoses:
         A diagnosis made now raises advisories only when `advise` and the report is the
         device's newest: a reminder from an old report may be about a part since replaced.
         """
+        if not recompute and purchase is None:
+            # The common case: the stored one, without reading the report's frame.
+            kept = await self.store.read(self.store.store.get_diagnosis, report_id)
+            if kept is not None:
+                _check_may_read(may_read, kept.device_id, report_id)
+                return Made(kept, made_now=False)
         stored = await self.store.read(self.store.store.get_report, report_id)
         if stored is None:
             raise NotFound(f"no report {report_id} on this server")
         device_id = stored.row.device_id
-        if may_read is not None and not may_read(device_id):
-            raise PermissionDenied(
-                f"report {report_id} belongs to another device; its diagnosis is not yours"
-            )
-        if not recompute and purchase is None:
-            kept = await self.store.read(self.store.store.get_diagnosis, report_id)
-            if kept is not None:
-                return Made(kept, made_now=False)
+        _check_may_read(may_read, device_id, report_id)
         if purchase is None:
             record = await self.store.read(self.store.store.get_warranty, device_id)
             facts = self._recorded(record)
@@ -272,24 +271,18 @@ class Diagnoses:
         )
         if purchase is None:
             await self.store.write(self.store.store.put_diagnosis, made)
-            if advise and await self._is_newest(device_id, report_id):
+            if advise and await self._newest(device_id) == report_id:
                 await self._advise(device_id, report_id, document, at_us)
         return Made(made, made_now=True)
 
     async def refresh(self, device_id: str) -> Made | None:
         """Diagnose the device's newest report again (its warranty facts changed)."""
-        newest = await self.store.read(
-            self.store.store.device_history, device_id, _END_OF_TIME_US, 1
-        )
-        if not newest:
-            return None
-        return await self.get(newest[0].row.report_id, recompute=True)
+        newest = await self._newest(device_id)
+        return None if newest is None else await self.get(newest, recompute=True)
 
-    async def _is_newest(self, device_id: str, report_id: str) -> bool:
-        newest = await self.store.read(
-            self.store.store.device_history, device_id, _END_OF_TIME_US, 1
-        )
-        return bool(newest) and newest[0].row.report_id == report_id
+    async def _newest(self, device_id: str) -> str | None:
+        """The id of the device's newest report by its own start time (no frame read)."""
+        return await self.store.read(self.store.store.newest_report_id, device_id)
 
     def _recorded(self, record: WarrantyRecord | None) -> PurchaseFacts:
         """The device's recorded purchase facts, if today's catalogs can still judge them."""

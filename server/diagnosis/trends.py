@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from probelink.server.diagnosis.facts import is_system_battery
 from probelink.v1 import battery_pb2, report_pb2, storage_pb2
 
 # A projection needs this many reports...
@@ -342,28 +343,25 @@ def _time(report: report_pb2.Report) -> datetime:
     return report.started_at.ToDatetime(tzinfo=UTC)
 
 
-def _system_battery(report: report_pb2.Report, name: str | None) -> battery_pb2.BatteryInfo | None:
+def system_battery(
+    report: report_pb2.Report, name: str | None = None
+) -> battery_pb2.BatteryInfo | None:
     """System battery `name` (or the first) with a health reading; never a peripheral's."""
     for result in report.results:
-        if result.WhichOneof("data") != "battery":
+        if not is_system_battery(result):
             continue
         battery = result.battery
-        # No scope attribute means the supply powers the system (the kernel's rule).
-        system = battery.scope in (
-            battery_pb2.BATTERY_SCOPE_UNSPECIFIED,
-            battery_pb2.BATTERY_SCOPE_SYSTEM,
-        )
-        if system and battery.HasField("health_pct") and name in (None, battery.name):
+        if battery.HasField("health_pct") and name in (None, battery.name):
             return battery
     return None
 
 
 # The storage counters trends follow (typed, so protobuf's HasField is checked).
-_StorageField = Literal["nvme_percentage_used_pct", "ata_reallocated_sectors"]
+StorageField = Literal["nvme_percentage_used_pct", "ata_reallocated_sectors"]
 
 
-def _storage_value(
-    report: report_pb2.Report, field: _StorageField, device: str | None
+def storage_value(
+    report: report_pb2.Report, field: StorageField, device: str | None = None
 ) -> tuple[str, float] | None:
     """(device name, `field`) of `device`, or of the first device reporting the field."""
     for result in report.results:
@@ -376,11 +374,11 @@ def _storage_value(
 
 
 def _storage_values(
-    reports: Sequence[report_pb2.Report], field: _StorageField, device: str | None
+    reports: Sequence[report_pb2.Report], field: StorageField, device: str | None
 ) -> Iterable[float | None]:
     # One drive is followed throughout: two drives' counters are not one trend.
     for report in reports:
-        found = _storage_value(report, field, device)
+        found = storage_value(report, field, device)
         if found is None:
             yield None
             continue
@@ -408,7 +406,7 @@ def _batteries(
 ) -> Iterable[battery_pb2.BatteryInfo | None]:
     # One battery is followed throughout, as one drive is.
     for report in reports:
-        battery = _system_battery(report, name)
+        battery = system_battery(report, name)
         if battery is not None:
             name = battery.name
         yield battery

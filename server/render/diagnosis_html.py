@@ -25,8 +25,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-SCHEMA = "probelink.diagnosis/v1"
-LANGS = ("en", "zh-CN")
+from probelink.diagnosis_text import LANGS, SCHEMA, check_document, check_lang
+
+__all__ = ["LANGS", "SCHEMA", "render_diagnosis_html"]
 
 # Every fixed word on the page, (English, 简体中文). Texts that come with the document are
 # already in both languages; these are only the page's own headings and names of codes.
@@ -190,11 +191,9 @@ _CSP = "default-src 'none'; style-src 'unsafe-inline'"
 
 def render_diagnosis_html(document: Mapping[str, Any], lang: str = "en") -> str:
     """The document as one complete, self-contained HTML5 page in `lang` ("en" or "zh-CN")."""
-    if lang not in LANGS:
-        raise ValueError(f"unknown language {lang!r}: use one of {', '.join(LANGS)}")
-    schema = document.get("schema") if isinstance(document, Mapping) else None
-    if schema != SCHEMA:
-        raise ValueError(f"not a diagnosis document: schema {schema!r}, expected {SCHEMA!r}")
+    # The same checks, and words, as the terminal rendering.
+    check_lang(lang)
+    check_document(document)
     page = _Page(lang)
     device = document.get("device") or {}
     title = f"{page.label('title')} — {_device_name(device)} — {document.get('report_id', '')}"

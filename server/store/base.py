@@ -325,6 +325,10 @@ class Store(abc.ABC):
         oldest first (by the report's own start time)."""
 
     @abc.abstractmethod
+    def newest_report_id(self, device_id: str) -> str | None:
+        """The id of the device's newest report by its own start time (no frame read)."""
+
+    @abc.abstractmethod
     def put_diagnosis(self, diagnosis: DiagnosisRecord) -> None:
         """Store or replace the report's diagnosis."""
 

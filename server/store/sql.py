@@ -279,6 +279,14 @@ class SqlStore(DiagnosisTables, Store):
         )
         return [stored_of(r) for r in reversed(rows)]
 
+    def newest_report_id(self, device_id: str) -> str | None:
+        sql = (
+            "SELECT report_id FROM reports WHERE device_id = ? "
+            "ORDER BY started_at_us DESC, report_id DESC LIMIT 1"
+        )
+        row = _one(self._run(lambda tx: tx.query(sql, (device_id,)), write=False))
+        return None if row is None else str(row[0])
+
     def list_reports(
         self, device_id: str | None, limit: int, after: tuple[int, str] | None = None
     ) -> list[ReportRow]:

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
+from probelink.diagnosis_text import SCHEMA
 from probelink.server.diagnosis.data import CatalogError
 from probelink.server.diagnosis.engine import (
     NO_PURCHASE,
-    SCHEMA,
     Diagnoser,
     Document,
     PurchaseFacts,

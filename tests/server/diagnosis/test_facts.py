@@ -307,7 +307,7 @@ def _unreadable_mouse_battery(report: report_pb2.Report) -> report_pb2.Report:
 
 
 def test_a_peripheral_battery_that_could_not_be_read_is_not_the_system_battery() -> None:
-    # A mouse's battery is never judged by the system battery's rules (_is_system_battery);
+    # A mouse's battery is never judged by the system battery's rules (is_system_battery);
     # failing to read it says nothing about the laptop's battery or the desktop's lack of one.
     laptop = facts_of(_unreadable_mouse_battery(machine_report("laptop-worn-battery")))
     desktop = facts_of(_unreadable_mouse_battery(machine_report("desktop-no-battery")))

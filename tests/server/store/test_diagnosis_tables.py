@@ -183,3 +183,11 @@ def test_device_history_is_oldest_first_by_start_time_up_to_the_report(store: St
     assert [h.row.report_id for h in store.device_history("d2", 10_000, 10)] == ["o1"]
     # Whole stored reports, frame included, as get_report gives them.
     assert history[0] == store.get_report("r1")
+
+
+def test_newest_report_id_is_by_start_time_not_arrival(store: Store) -> None:
+    assert store.newest_report_id("d1") is None
+    store.store_reports([_started("r2", 2_000), _started("o1", 9_000, device_id="d2")], 10)
+    store.store_reports([_started("r1", 1_000)], 20)  # arrives last, started first
+    assert store.newest_report_id("d1") == "r2"
+    assert store.newest_report_id("d2") == "o1"
